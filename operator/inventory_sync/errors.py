@@ -1,0 +1,80 @@
+"""The one error hierarchy; every layer raises these and the run boundary maps them to behaviour.
+
+    InventorySyncError
+    ├── SpecError               bad resource or manifest (permanent → Stalled / exit 2)
+    ├── CredentialsError        missing Secret or key (permanent → Stalled)
+    ├── UpstreamError           anything an upstream API did wrong
+    │   ├── UpstreamAuthError   token refused after a refresh (permanent)
+    │   ├── UpstreamRequestError  4xx other than 401/429: the request itself is wrong (permanent)
+    │   └── UpstreamUnavailable retries exhausted on 429/5xx/timeouts/resets (retryable)
+    │       └── UpstreamProtocolError  malformed or inconsistent body (retryable)
+    ├── StoreError              PostgreSQL failed (retryable)
+    └── RunTimeout              the per-run timeout cancelled the run (retryable)
+"""
+
+from __future__ import annotations
+
+
+class InventorySyncError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    #: A retry of the same run cannot fix a permanent error (bad spec, missing Secret, 403).
+    permanent: bool = False
+
+
+class SpecError(InventorySyncError):
+    """A resource or manifest is invalid; the message names the field path."""
+
+    permanent = True
+
+
+class CredentialsError(InventorySyncError):
+    """A referenced Secret or one of its keys is missing; the message names both, never a value."""
+
+    permanent = True
+
+
+class UpstreamError(InventorySyncError):
+    """An upstream API call failed."""
+
+
+class UpstreamAuthError(UpstreamError):
+    """The upstream refused our credentials even after a token refresh."""
+
+    permanent = True
+
+
+class UpstreamRequestError(UpstreamError):
+    """The upstream rejected a request as malformed (4xx); retrying the same request is pointless."""
+
+    permanent = True
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Retries were exhausted on transient failures (429, 5xx, timeouts, dropped connections)."""
+
+
+class UpstreamProtocolError(UpstreamUnavailable):
+    """The upstream answered with a body we cannot trust (malformed JSON, wrong envelope)."""
+
+
+class StoreError(InventorySyncError):
+    """PostgreSQL refused or lost a statement."""
+
+
+class RunTimeout(InventorySyncError):
+    """The run exceeded its timeout and was cancelled."""
+
+
+def public_message(error: BaseException, *, limit: int = 256) -> str:
+    """A message safe to publish in status, Events and logs.
+
+    Query strings are stripped from URLs (they can carry tokens, as Flux does) and the text is
+    capped at 256 characters to limit what an unexpected message could leak (kopf's choice).
+    """
+    import re
+
+    text = str(error) or type(error).__name__
+    text = re.sub(r"(https?://[^\s?#]+)\?[^\s]*", r"\1", text)
+    text = re.sub(r"(?i)(bearer|token|secret|password)([=: ]+)\S+", r"\1\2***", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,318 @@
+"""Typed specs of the two custom resources (SyncSchedule, Fabric); the operator and CLI parse into these."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from inventory_sync.durations import format_duration, parse_duration
+from inventory_sync.errors import SpecError
+
+GROUP = "inventorysync.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Below a minute an interval would hammer rate-limited upstreams (GLP subscriptions: 60/min).
+MIN_INTERVAL = timedelta(minutes=1)
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+DEFAULT_GREENLAKE_URL = "https://global.api.greenlake.hpe.com"
+DEFAULT_TOKEN_URL = "https://sso.common.cloud.hpe.com/as/token.oauth2"
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
+
+
+class _Model(BaseModel):
+    """camelCase on the wire (as Kubernetes users write it), snake_case in Python; unknown
+    fields are errors so a typo never silently disables a setting."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class SecretRef(_Model):
+    """Credentials held in a Secret in the resource's namespace; the keys default to the
+    OAuth2 client-credentials names."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+    client_id_key: str = "client_id"
+    client_secret_key: str = "client_secret"
+
+
+class GreenLakeResource(str, Enum):
+    SUBSCRIPTIONS = "subscriptions"
+    DEVICES = "devices"
+
+
+class GreenLakeSource(_Model):
+    """HPE GreenLake Platform: one workspace, one resource list."""
+
+    resource: GreenLakeResource
+    workspace_id: str = Field(min_length=1, max_length=128)
+    credentials_secret_ref: SecretRef
+    endpoint: str = Field(default=DEFAULT_GREENLAKE_URL, pattern=r"^https?://")
+    token_url: str = Field(default=DEFAULT_TOKEN_URL, pattern=r"^https?://")
+    page_size: int | None = Field(default=None, ge=1, le=2000)
+
+
+class ArubaCentralSource(_Model):
+    """New HPE Aruba Networking Central (cursor-paged device inventory)."""
+
+    endpoint: str = Field(pattern=r"^https?://")
+    workspace_id: str = Field(min_length=1, max_length=128)
+    credentials_secret_ref: SecretRef
+    token_url: str = Field(default=DEFAULT_TOKEN_URL, pattern=r"^https?://")
+    page_size: int = Field(default=100, ge=1, le=1000)
+
+
+class Source(_Model):
+    """One named upstream list; exactly one of the source types is set."""
+
+    name: str = Field(pattern=DNS_LABEL)
+    depends_on: list[str] | None = None
+    greenlake: GreenLakeSource | None = None
+    aruba_central: ArubaCentralSource | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_type(self) -> Source:
+        chosen = [t for t in (self.greenlake, self.aruba_central) if t is not None]
+        if len(chosen) != 1:
+            raise ValueError("exactly one of greenlake or arubaCentral must be set")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """A short label for reports: greenlake/subscriptions, greenlake/devices, arubaCentral."""
+        if self.greenlake is not None:
+            return f"greenlake/{self.greenlake.resource.value}"
+        return "arubaCentral"
+
+    @property
+    def is_subscriptions(self) -> bool:
+        return self.greenlake is not None and self.greenlake.resource is GreenLakeResource.SUBSCRIPTIONS
+
+    @property
+    def secret_ref(self) -> SecretRef:
+        typed = self.greenlake or self.aruba_central
+        assert typed is not None  # guaranteed by _exactly_one_type
+        return typed.credentials_secret_ref
+
+
+class ConcurrencyPolicy(str, Enum):
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class _Scheduled(_Model):
+    interval: timedelta
+    suspend: bool = False
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _parse_interval(cls, value: Any) -> timedelta:
+        parsed = _duration(value)
+        if parsed < MIN_INTERVAL:
+            raise ValueError(f"must be at least {format_duration(MIN_INTERVAL)}")
+        return parsed
+
+
+class SyncScheduleSpec(_Scheduled):
+    """What to sync and how often."""
+
+    timeout: timedelta = timedelta(minutes=10)
+    run_on_startup: bool = True
+    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.FORBID
+    history_limit: int = Field(default=10, ge=0, le=100)
+    sources: list[Source] = Field(min_length=1, max_length=32)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _parse_timeout(cls, value: Any) -> timedelta:
+        parsed = _duration(value)
+        if parsed <= timedelta(0):
+            raise ValueError("must be positive")
+        return parsed
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> SyncScheduleSpec:
+        if self.timeout > self.interval:
+            raise ValueError("timeout must not exceed interval")
+        names = [s.name for s in self.sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique: {', '.join(duplicates)}")
+        for source in self.sources:
+            for dep in source.depends_on or []:
+                if dep not in names:
+                    raise ValueError(f"source {source.name!r} dependsOn unknown source {dep!r}")
+                if dep == source.name:
+                    raise ValueError(f"source {source.name!r} depends on itself")
+        cycle = find_cycle(dependency_graph(self.sources))
+        if cycle:
+            raise ValueError(f"dependsOn forms a cycle: {' -> '.join(cycle)}")
+        return self
+
+
+def dependency_graph(sources: list[Source]) -> dict[str, list[str]]:
+    """Each source's prerequisites. Without an explicit dependsOn a source waits for every
+    subscriptions source: devices reference subscriptions by foreign key (the seeds' order)."""
+    subscriptions = [s.name for s in sources if s.is_subscriptions]
+    graph: dict[str, list[str]] = {}
+    for source in sources:
+        if source.depends_on is not None:
+            graph[source.name] = list(source.depends_on)
+        elif source.is_subscriptions:
+            graph[source.name] = []
+        else:
+            graph[source.name] = list(subscriptions)
+    return graph
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """Return one cycle as a path (first node repeated at the end), or None."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in graph.get(node, []):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        state[node] = 2
+        path.pop()
+        return None
+
+    for node in graph:
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+class KindRef(_Model):
+    """A Kubernetes kind listed in a fabric, e.g. wiring.githedgehog.com/v1beta1 Switch."""
+
+    group: str
+    version: str = "v1beta1"
+    kind: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$")
+    plural: str | None = None
+
+
+def _hedgehog(group: str, *kinds: str) -> list[KindRef]:
+    return [KindRef(group=group, kind=k) for k in kinds]
+
+
+# The 12 kinds the seeds' NetBox plugin syncs (UPSTREAM_APIS.md).
+DEFAULT_FABRIC_KINDS: tuple[KindRef, ...] = (
+    *_hedgehog(
+        "vpc.githedgehog.com",
+        "VPC", "VPCAttachment", "VPCPeering", "IPv4Namespace",
+        "External", "ExternalAttachment", "ExternalPeering",
+    ),
+    *_hedgehog(
+        "wiring.githedgehog.com", "Connection", "Server", "Switch", "SwitchGroup", "VLANNamespace"
+    ),
+)  # fmt: skip
+
+
+class KubeconfigSecretRef(_Model):
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+    key: str = "kubeconfig"
+
+
+class FabricSpec(_Scheduled):
+    """A cluster whose Hedgehog custom resources are synced."""
+
+    kubeconfig_secret_ref: KubeconfigSecretRef | None = None
+    namespaces: list[str] = Field(default_factory=list)
+    kinds: list[KindRef] = Field(default_factory=lambda: list(DEFAULT_FABRIC_KINDS))
+    page_size: int = Field(default=500, ge=1, le=5000)
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata the engine needs (everything else is ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+
+
+class SyncSchedule(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    api_version: Literal["inventorysync.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["SyncSchedule"]
+    metadata: ObjectMeta
+    spec: SyncScheduleSpec
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's loc tuple as a path a Kubernetes user recognises: spec.sources[1].greenlake."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"function-after", "function-before"} or re.match(r"^[a-z-]+\[", str(part)):
+            continue  # pydantic's internal validator labels
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def describe_validation_error(error: ValidationError, *, prefix: str = "") -> str:
+    """One line per problem, each starting with the field path."""
+    lines = []
+    for item in error.errors():
+        path = _field_path(tuple(item["loc"]))
+        full = ".".join(p for p in (prefix, path) if p)
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{full or '<root>'}: {message}")
+    return "; ".join(lines)
+
+
+def parse_sync_schedule(document: dict[str, Any]) -> SyncSchedule:
+    """Validate a whole SyncSchedule object; raise SpecError naming the field path."""
+    try:
+        return SyncSchedule.model_validate(document)
+    except ValidationError as error:
+        name = (document.get("metadata") or {}).get("name", "?")
+        raise SpecError(f"SyncSchedule {name}: {describe_validation_error(error)}") from None
+
+
+def parse_sync_schedule_spec(spec: dict[str, Any]) -> SyncScheduleSpec:
+    """Validate just a spec (the operator's view); SpecError names the field path under spec."""
+    try:
+        return SyncScheduleSpec.model_validate(spec)
+    except ValidationError as error:
+        raise SpecError(describe_validation_error(error, prefix="spec")) from None
+
+
+def parse_fabric_spec(spec: dict[str, Any]) -> FabricSpec:
+    try:
+        return FabricSpec.model_validate(spec)
+    except ValidationError as error:
+        raise SpecError(describe_validation_error(error, prefix="spec")) from None

@@ -1,0 +1,80 @@
+"""What a run did, per source and overall: the result model the CLI prints and the operator writes to status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class SourceState(str, Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"  # a prerequisite failed
+    CANCELLED = "Cancelled"  # the run timed out or was replaced
+
+
+class RunState(str, Enum):
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    TIMED_OUT = "TimedOut"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class SourceOutcome(_Out):
+    """One source's outcome; counts are rows in PostgreSQL, not upstream requests."""
+
+    name: str
+    kind: str
+    state: SourceState = SourceState.PENDING
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    errors: int = 0
+    #: GreenLake device links whose subscription is unknown upstream (kept, not dropped).
+    unresolved_links: int = 0
+    #: Why nothing was soft-deleted although the walk finished (e.g. "items shifted between pages").
+    deletion_skipped: str | None = None
+    message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    seconds: float = 0.0
+    requests: int = 0
+    retries: int = 0
+    rate_limit_wait_seconds: float = 0.0
+
+    @property
+    def rows_written(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+class RunResult(_Out):
+    """A whole run: the sources in start order, and the overall verdict."""
+
+    state: RunState
+    trigger: str
+    started_at: datetime
+    finished_at: datetime
+    seconds: float
+    sources: list[SourceOutcome] = Field(default_factory=list)
+    message: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state is RunState.SUCCEEDED
+
+    @property
+    def rows_written(self) -> int:
+        return sum(s.rows_written for s in self.sources)
+
+    def source(self, name: str) -> SourceOutcome:
+        return next(s for s in self.sources if s.name == name)

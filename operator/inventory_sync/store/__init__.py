@@ -1,0 +1,1 @@
+"""PostgreSQL: migrations, staged merges and run records (store layer; knows nothing of upstreams)."""

