@@ -1,15 +1,15 @@
 """The one error hierarchy; every layer raises these and the run boundary maps them to behaviour.
 
-    InventorySyncError
-    ├── SpecError               bad resource or manifest (permanent → Stalled / exit 2)
-    ├── CredentialsError        missing Secret or key (permanent → Stalled)
-    ├── UpstreamError           anything an upstream API did wrong
-    │   ├── UpstreamAuthError   token refused after a refresh (permanent)
-    │   ├── UpstreamRequestError  4xx other than 401/429: the request itself is wrong (permanent)
-    │   └── UpstreamUnavailable retries exhausted on 429/5xx/timeouts/resets (retryable)
-    │       └── UpstreamProtocolError  malformed or inconsistent body (retryable)
-    ├── StoreError              PostgreSQL failed (retryable)
-    └── RunTimeout              the per-run timeout cancelled the run (retryable)
+InventorySyncError
+├── SpecError               bad resource or manifest (permanent → Stalled / exit 2)
+├── CredentialsError        missing Secret or key (permanent → Stalled)
+├── UpstreamError           anything an upstream API did wrong
+│   ├── UpstreamAuthError   token refused after a refresh (permanent)
+│   ├── UpstreamRequestError  4xx other than 401/429: the request itself is wrong (permanent)
+│   └── UpstreamUnavailable retries exhausted on 429/5xx/timeouts/resets (retryable)
+│       └── UpstreamProtocolError  malformed or inconsistent body (retryable)
+├── StoreError              PostgreSQL failed (retryable)
+└── RunTimeout              the per-run timeout cancelled the run (retryable)
 """
 
 from __future__ import annotations

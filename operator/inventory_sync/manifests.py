@@ -83,7 +83,9 @@ class EnvOverlaySecrets:
         data = await self._base.read(namespace, name)
         prefix = env_name(name, "")
         overrides = {
-            k[len(prefix) :].lower(): v for k, v in self._environ.items() if k.startswith(prefix) and v
+            k[len(prefix) :].lower(): v
+            for k, v in self._environ.items()
+            if k.startswith(prefix) and v
         }
         if data is None and not overrides:
             return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import (
@@ -26,6 +26,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 # Below a minute an interval would hammer rate-limited upstreams (GLP subscriptions: 60/min).
 MIN_INTERVAL = timedelta(minutes=1)
+DEFAULT_TIMEOUT = timedelta(minutes=10)
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 DEFAULT_GREENLAKE_URL = "https://global.api.greenlake.hpe.com"
@@ -36,8 +37,6 @@ def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     return parse_duration(value)
-
-
 
 
 class _Model(BaseModel):
@@ -58,7 +57,7 @@ class SecretRef(_Model):
     client_secret_key: str = "client_secret"
 
 
-class GreenLakeResource(str, Enum):
+class GreenLakeResource(StrEnum):
     SUBSCRIPTIONS = "subscriptions"
     DEVICES = "devices"
 
@@ -108,7 +107,10 @@ class Source(_Model):
 
     @property
     def is_subscriptions(self) -> bool:
-        return self.greenlake is not None and self.greenlake.resource is GreenLakeResource.SUBSCRIPTIONS
+        return (
+            self.greenlake is not None
+            and self.greenlake.resource is GreenLakeResource.SUBSCRIPTIONS
+        )
 
     @property
     def secret_ref(self) -> SecretRef:
@@ -117,7 +119,7 @@ class Source(_Model):
         return typed.credentials_secret_ref
 
 
-class ConcurrencyPolicy(str, Enum):
+class ConcurrencyPolicy(StrEnum):
     FORBID = "Forbid"
     REPLACE = "Replace"
 
@@ -138,7 +140,8 @@ class _Scheduled(_Model):
 class SyncScheduleSpec(_Scheduled):
     """What to sync and how often."""
 
-    timeout: timedelta = timedelta(minutes=10)
+    #: None → the smaller of 10 minutes and the interval (see `effective_timeout`).
+    timeout: timedelta | None = None
     run_on_startup: bool = True
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.FORBID
     history_limit: int = Field(default=10, ge=0, le=100)
@@ -146,7 +149,9 @@ class SyncScheduleSpec(_Scheduled):
 
     @field_validator("timeout", mode="before")
     @classmethod
-    def _parse_timeout(cls, value: Any) -> timedelta:
+    def _parse_timeout(cls, value: Any) -> timedelta | None:
+        if value is None:
+            return None
         parsed = _duration(value)
         if parsed <= timedelta(0):
             raise ValueError("must be positive")
@@ -154,7 +159,7 @@ class SyncScheduleSpec(_Scheduled):
 
     @model_validator(mode="after")
     def _check_graph(self) -> SyncScheduleSpec:
-        if self.timeout > self.interval:
+        if self.timeout is not None and self.timeout > self.interval:
             raise ValueError("timeout must not exceed interval")
         names = [s.name for s in self.sources]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -170,6 +175,11 @@ class SyncScheduleSpec(_Scheduled):
         if cycle:
             raise ValueError(f"dependsOn forms a cycle: {' -> '.join(cycle)}")
         return self
+
+    @property
+    def effective_timeout(self) -> timedelta:
+        """A run may take at most this long: spec.timeout, else min(10m, interval)."""
+        return self.timeout or min(DEFAULT_TIMEOUT, self.interval)
 
 
 def dependency_graph(sources: list[Source]) -> dict[str, list[str]]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
-class SourceState(str, Enum):
+class SourceState(StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
@@ -18,7 +18,7 @@ class SourceState(str, Enum):
     CANCELLED = "Cancelled"  # the run timed out or was replaced
 
 
-class RunState(str, Enum):
+class RunState(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     TIMED_OUT = "TimedOut"

@@ -61,7 +61,7 @@ def test_durations_format_back_in_go_style() -> None:
 def test_a_valid_spec_gets_the_documented_defaults() -> None:
     spec = parse_sync_schedule_spec(VALID)
     assert spec.interval == timedelta(minutes=15)
-    assert spec.timeout == timedelta(minutes=10)
+    assert spec.effective_timeout == timedelta(minutes=10)
     assert spec.run_on_startup is True
     assert spec.concurrency_policy.value == "Forbid"
     assert spec.sources[1].greenlake is not None
@@ -71,7 +71,11 @@ def test_a_valid_spec_gets_the_documented_defaults() -> None:
 
 def test_without_depends_on_every_source_waits_for_the_subscriptions() -> None:
     graph = dependency_graph(parse_sync_schedule_spec(VALID).sources)
-    assert graph == {"subscriptions": [], "devices": ["subscriptions"], "central": ["subscriptions"]}
+    assert graph == {
+        "subscriptions": [],
+        "devices": ["subscriptions"],
+        "central": ["subscriptions"],
+    }
 
 
 def test_an_explicit_empty_depends_on_runs_in_the_first_stage() -> None:
@@ -87,9 +91,21 @@ def _mutated(path_and_value: Any) -> dict[str, Any]:
 
 
 BAD = [
-    ("bad interval names spec.interval", lambda d: d.update(interval="5x"), "spec.interval: invalid duration"),
-    ("interval under a minute", lambda d: d.update(interval="30s"), "spec.interval: must be at least 1m"),
-    ("timeout above interval", lambda d: d.update(timeout="20m"), "timeout must not exceed interval"),
+    (
+        "bad interval names spec.interval",
+        lambda d: d.update(interval="5x"),
+        "spec.interval: invalid duration",
+    ),
+    (
+        "interval under a minute",
+        lambda d: d.update(interval="30s"),
+        "spec.interval: must be at least 1m",
+    ),
+    (
+        "timeout above interval",
+        lambda d: d.update(timeout="20m"),
+        "timeout must not exceed interval",
+    ),
     (
         "unknown greenlake resource names the field",
         lambda d: d["sources"][1]["greenlake"].update(resource="gadgets"),
@@ -122,12 +138,27 @@ BAD = [
     ),
     (
         "dependsOn cycle",
-        lambda d: (d["sources"][0].update(dependsOn=["central"]), d["sources"][2].update(dependsOn=["subscriptions"])),
+        lambda d: (
+            d["sources"][0].update(dependsOn=["central"]),
+            d["sources"][2].update(dependsOn=["subscriptions"]),
+        ),
         "dependsOn forms a cycle: subscriptions -> central -> subscriptions",
     ),
-    ("no sources", lambda d: d.update(sources=[]), "spec.sources: List should have at least 1 item"),
-    ("source name not a DNS label", lambda d: d["sources"][0].update(name="Subs_1"), "spec.sources[0].name"),
-    ("concurrency policy enum", lambda d: d.update(concurrencyPolicy="Allow"), "spec.concurrencyPolicy"),
+    (
+        "no sources",
+        lambda d: d.update(sources=[]),
+        "spec.sources: List should have at least 1 item",
+    ),
+    (
+        "source name not a DNS label",
+        lambda d: d["sources"][0].update(name="Subs_1"),
+        "spec.sources[0].name",
+    ),
+    (
+        "concurrency policy enum",
+        lambda d: d.update(concurrencyPolicy="Allow"),
+        "spec.concurrencyPolicy",
+    ),
     (
         "page size above the API maximum",
         lambda d: d["sources"][1]["greenlake"].update(pageSize=5000),
@@ -136,7 +167,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("mutate", "message"), [(m, msg) for _, m, msg in BAD], ids=[b[0] for b in BAD])
+@pytest.mark.parametrize(
+    ("mutate", "message"), [(m, msg) for _, m, msg in BAD], ids=[b[0] for b in BAD]
+)
 def test_bad_specs_are_rejected_naming_the_field(mutate: Any, message: str) -> None:
     with pytest.raises(SpecError) as caught:
         parse_sync_schedule_spec(_mutated(mutate))
@@ -153,3 +186,9 @@ def test_fabric_defaults_to_the_twelve_hedgehog_kinds() -> None:
 def test_fabric_rejects_an_unknown_field() -> None:
     with pytest.raises(SpecError, match=r"spec\.kubeconfig: Extra inputs"):
         parse_fabric_spec({"interval": "5m", "kubeconfig": "x"})
+
+
+def test_without_a_timeout_a_short_interval_bounds_the_run() -> None:
+    spec = parse_sync_schedule_spec({**VALID, "interval": "5m"})
+    assert spec.timeout is None
+    assert spec.effective_timeout == timedelta(minutes=5)

@@ -69,5 +69,7 @@ async def rows_written_since(pool: asyncpg.Pool, marker: int) -> int:
     low = marker % 2**32
     total = 0
     for table in INVENTORY_TABLES:
-        total += int(await pool.fetchval(f"SELECT count(*) FROM {table} WHERE xmin::text::bigint > $1", low))
+        total += int(
+            await pool.fetchval(f"SELECT count(*) FROM {table} WHERE xmin::text::bigint > $1", low)
+        )
     return total

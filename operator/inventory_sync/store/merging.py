@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -72,10 +73,9 @@ class ScopeMerge:
     ) -> None:
         # The connection goes back to a pool: leave no temp tables for the next borrower.
         if not self._conn.is_closed():
-            try:
+            # A broken connection is discarded by the pool anyway.
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
                 await self._conn.execute("DROP TABLE IF EXISTS stage_items, stage_links, seen_ids")
-            except (asyncpg.PostgresError, OSError):
-                pass  # a broken connection is discarded by the pool anyway
 
     async def merge_page(self, items: Sequence[Any]) -> None:
         """Upsert one page in one transaction; counts accumulate in `self.counts`."""
@@ -191,7 +191,9 @@ class ScopeMerge:
         self.counts.unresolved_links += int(unresolved)
 
     async def walk_shape(self) -> WalkShape:
-        row = await self._conn.fetchrow("SELECT count(*) AS n, count(DISTINCT id) AS d FROM seen_ids")
+        row = await self._conn.fetchrow(
+            "SELECT count(*) AS n, count(DISTINCT id) AS d FROM seen_ids"
+        )
         assert row is not None
         return WalkShape(delivered=int(row["n"]), distinct=int(row["d"]))
 

@@ -42,7 +42,10 @@ async def migrate(connection: asyncpg.Connection) -> list[int]:
                    name       text        NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        applied = {row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")}
+        applied = {
+            row["version"]
+            for row in await connection.fetch("SELECT version FROM schema_migrations")
+        }
         done = []
         for migration in available_migrations():
             if migration.version in applied:

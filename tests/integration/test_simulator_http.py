@@ -1,0 +1,483 @@
+"""The simulator over real HTTP, seen by a plain httpx client written against the upstream docs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from inventory_sync.simulator import (
+    DatasetSize,
+    LatencyConfig,
+    LatencyModel,
+    RateLimitConfig,
+    SimulatorConfig,
+    ThreadedSimulator,
+    WorkspaceConfig,
+    serve,
+    start_in_thread,
+)
+from inventory_sync.simulator.dataset import (
+    CENTRAL_DEVICE_FIELDS,
+    GLP_DEVICE_FIELDS,
+    SUBSCRIPTION_FIELDS,
+)
+
+pytestmark = pytest.mark.integration
+
+DEVICES = "/devices/v1/devices"
+SUBSCRIPTIONS = "/subscriptions/v1/subscriptions"
+INVENTORY = "/network-monitoring/v1alpha1/device-inventory"
+CENTRAL_DEVICES = "/network-monitoring/v1alpha1/devices"
+VENDOR_ERROR_KEYS = {"httpStatusCode", "errorCode", "message", "debugId", "errorDetails"}
+
+#: Big enough for two device pages of 2000, two subscription pages of 50, 18 cursor pages.
+SHARED = DatasetSize(
+    subscriptions=60,
+    glp_devices=2345,
+    linked_devices=1800,
+    unknown_subscription_links=3,
+    central_devices=1796,
+    central_overlap=1280,
+    central_not_onboarded=10,
+)
+
+
+def config(**overrides: Any) -> SimulatorConfig:
+    """A small, instant simulator; `overrides` are SimulatorConfig fields."""
+    return SimulatorConfig.small(scale=0.02, **overrides)
+
+
+def token(client: httpx.Client, sim: ThreadedSimulator) -> dict[str, str]:
+    client_id, secret = sim.state.credentials()
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    response = client.post(sim.token_url, data=form)
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[ThreadedSimulator]:
+    workspace = WorkspaceConfig(dataset=SHARED)
+    with start_in_thread(
+        SimulatorConfig(workspaces=[workspace], latency=LatencyConfig.none())
+    ) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(shared: ThreadedSimulator) -> ThreadedSimulator:
+    httpx.post(f"{shared.url}/_simulator/reset").raise_for_status()
+    return shared
+
+
+@pytest.fixture
+def client(sim: ThreadedSimulator) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sim.url, timeout=10) as http:
+        http.headers.update(token(http, sim))
+        yield http
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+
+def test_token_endpoint_accepts_form_or_basic_credentials_and_refuses_wrong_ones(
+    sim: ThreadedSimulator,
+) -> None:
+    client_id, secret = sim.state.credentials()
+    grant = {"grant_type": "client_credentials"}
+    with httpx.Client() as http:
+        by_form = http.post(
+            sim.token_url, data={**grant, "client_id": client_id, "client_secret": secret}
+        )
+        by_basic = http.post(sim.token_url, data=grant, auth=(client_id, secret))
+        wrong = http.post(
+            sim.token_url, data={**grant, "client_id": client_id, "client_secret": "x"}
+        )
+        bad_grant = http.post(
+            sim.token_url, data={"grant_type": "password"}, auth=(client_id, secret)
+        )
+    assert by_form.status_code == by_basic.status_code == 200
+    assert by_form.json()["token_type"] == "Bearer"
+    assert by_form.json()["expires_in"] == 7200
+    assert by_form.json()["access_token"] != by_basic.json()["access_token"]
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "invalid_client"
+    assert bad_grant.status_code == 400
+    assert bad_grant.json()["error"] == "unsupported_grant_type"
+
+
+def test_api_refuses_missing_or_unknown_tokens_with_the_vendor_body(sim: ThreadedSimulator) -> None:
+    missing = httpx.get(f"{sim.url}{DEVICES}")
+    unknown = httpx.get(f"{sim.url}{DEVICES}", headers={"Authorization": "Bearer nope"})
+    for response in (missing, unknown):
+        assert response.status_code == 401
+        assert set(response.json()) == VENDOR_ERROR_KEYS
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_expired_token_gets_401_and_a_new_token_works() -> None:
+    with (
+        start_in_thread(config(token_lifetime_seconds=1)) as sim,
+        httpx.Client(base_url=sim.url) as http,
+    ):
+        headers = token(http, sim)
+        assert http.get(DEVICES, headers=headers).status_code == 200
+        time.sleep(1.05)
+        expired = http.get(DEVICES, headers=headers)
+        assert expired.status_code == 401
+        assert expired.json()["errorCode"] == "HPE_GL_ERROR_UNAUTHORIZED"
+        assert "expired" in expired.json()["message"]
+        assert http.get(DEVICES, headers=token(http, sim)).status_code == 200
+
+
+# -- GreenLake offset paging ---------------------------------------------------------------
+
+
+def test_greenlake_envelopes_and_items_have_the_upstream_shape(client: httpx.Client) -> None:
+    devices = client.get(DEVICES, params={"limit": 5}).json()
+    subscriptions = client.get(SUBSCRIPTIONS, params={"limit": 5}).json()
+    for page in (devices, subscriptions):
+        assert set(page) == {"items", "count", "offset", "total"}
+        assert page["count"] == len(page["items"]) == 5
+        assert page["offset"] == 0
+    assert devices["total"] == 2345
+    assert subscriptions["total"] == 60
+    assert all(set(item) == GLP_DEVICE_FIELDS for item in devices["items"])
+    assert all(set(item) == SUBSCRIPTION_FIELDS for item in subscriptions["items"])
+    one = subscriptions["items"][0]
+    assert client.get(f"{SUBSCRIPTIONS}/{one['id']}").json() == one
+    missing = client.get(f"{SUBSCRIPTIONS}/no-such-id")
+    assert missing.status_code == 404
+    assert set(missing.json()) == VENDOR_ERROR_KEYS
+
+
+def test_offset_walk_with_limit_2000_covers_every_device_once(
+    client: httpx.Client, sim: ThreadedSimulator
+) -> None:
+    seen: list[str] = []
+    offset, total, pages = 0, None, 0
+    while total is None or offset < total:
+        page = client.get(DEVICES, params={"limit": 2000, "offset": offset}).json()
+        seen += [item["id"] for item in page["items"]]
+        total, offset, pages = page["total"], offset + 2000, pages + 1
+    assert pages == 2
+    assert len(seen) == len(set(seen)) == 2345
+    assert set(seen) == {d["id"] for d in sim.state.workspace().glp_devices()}
+    assert client.get(DEVICES).json()["count"] == 2000  # the default limit is the maximum
+
+
+def test_subscriptions_page_by_50_by_default(client: httpx.Client) -> None:
+    first = client.get(SUBSCRIPTIONS).json()
+    second = client.get(SUBSCRIPTIONS, params={"offset": 50}).json()
+    assert (first["count"], second["count"], first["total"]) == (50, 10, 60)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "subject"),
+    [
+        pytest.param(DEVICES, {"limit": 2001}, "limit", id="devices limit 2001"),
+        pytest.param(SUBSCRIPTIONS, {"limit": 2001}, "limit", id="subscriptions limit 2001"),
+        pytest.param(DEVICES, {"limit": -1}, "limit", id="negative limit"),
+        pytest.param(DEVICES, {"offset": "ten"}, "offset", id="non-integer offset"),
+        pytest.param(DEVICES, {"offset": -5}, "offset", id="negative offset"),
+        pytest.param(DEVICES, {"filter": "updatedAt gt"}, "filter", id="garbage filter"),
+        pytest.param(DEVICES, {"sort": "colour desc"}, "sort", id="unknown sort field"),
+        pytest.param(CENTRAL_DEVICES, {"limit": 1001}, "limit", id="central limit 1001"),
+        pytest.param(INVENTORY, {"next": "not-a-cursor"}, "next", id="invalid cursor"),
+    ],
+)
+def test_bad_query_parameters_get_400_with_the_vendor_body(
+    client: httpx.Client, path: str, params: dict[str, Any], subject: str
+) -> None:
+    response = client.get(path, params=params)
+    assert response.status_code == 400
+    body = response.json()
+    assert set(body) == VENDOR_ERROR_KEYS
+    assert body["httpStatusCode"] == 400
+    assert body["errorCode"] == "HPE_GL_ERROR_BAD_REQUEST"
+    assert body["errorDetails"][0]["issues"][0]["subject"] == subject
+
+
+def test_filter_sort_and_select_work_over_http(
+    client: httpx.Client, sim: ThreadedSimulator
+) -> None:
+    workspace = sim.state.workspace()
+    some = [d["id"] for d in workspace.glp_devices()[:3]]
+    touched = workspace.touch_glp_devices(some[:2])
+    since = max(d["updatedAt"] for d in workspace.glp_devices() if d["id"] not in touched)
+    changed = client.get(DEVICES, params={"filter": f"updatedAt gt '{since}'"}).json()
+    assert sorted(i["id"] for i in changed["items"]) == sorted(touched)
+    assert changed["total"] == 2
+    quoted = ",".join(f"'{i}'" for i in some)
+    by_ids = client.get(DEVICES, params={"filter": f"id in ({quoted})", "select": "id,updatedAt"})
+    assert sorted(i["id"] for i in by_ids.json()["items"]) == sorted(some)
+    assert all(set(item) == {"id", "updatedAt"} for item in by_ids.json()["items"])
+    newest = client.get(DEVICES, params={"sort": "updatedAt desc", "limit": 2}).json()["items"]
+    assert [i["id"] for i in newest] == [touched[1], touched[0]]
+    aps = client.get(DEVICES, params={"filter": "not (archived eq true) and deviceType eq 'AP'"})
+    assert aps.json()["items"]
+    assert all(i["deviceType"] == "AP" and not i["archived"] for i in aps.json()["items"])
+
+
+def test_naive_offset_paging_misses_or_repeats_devices_under_page_mutations() -> None:
+    with start_in_thread(config(page_mutations=15)) as sim, httpx.Client(base_url=sim.url) as http:
+        headers = token(http, sim)
+        before = {d["id"] for d in sim.state.workspace().glp_devices()}
+        seen: list[str] = []
+        offset, total = 0, 1
+        while offset < total:  # the naive client: trust offsets, step by limit
+            page = http.get(DEVICES, headers=headers, params={"limit": 25, "offset": offset}).json()
+            seen += [item["id"] for item in page["items"]]
+            offset, total = offset + 25, page["total"]
+        after = {d["id"] for d in sim.state.workspace().glp_devices()}
+    duplicates = len(seen) - len(set(seen))
+    missed = (before & after) - set(seen)  # present throughout, never returned
+    assert duplicates > 0
+    assert missed
+
+
+# -- New Central cursor paging -------------------------------------------------------------
+
+
+def walk_cursor(client: httpx.Client, path: str, limit: int = 100) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": limit}
+    while True:
+        page = client.get(path, params=params).json()
+        assert set(page) == {"items", "total", "count", "next"}
+        assert page["count"] == len(page["items"])
+        items += page["items"]
+        if page["next"] is None:
+            return items
+        params["next"] = page["next"]
+
+
+def test_cursor_walk_with_limit_100_covers_everything_and_ends_with_null_next(
+    client: httpx.Client, sim: ThreadedSimulator
+) -> None:
+    items = walk_cursor(client, INVENTORY)
+    assert len(items) == len({i["id"] for i in items}) == 1796
+    assert all(set(item) == CENTRAL_DEVICE_FIELDS for item in items)
+    onboarded = walk_cursor(client, CENTRAL_DEVICES, limit=1000)
+    assert len(onboarded) == 1786  # device-inventory also lists devices not yet onboarded
+    assert client.get(INVENTORY).json()["count"] == 100  # the default limit
+
+
+def test_cursor_walk_is_stable_when_devices_vanish_mid_walk(
+    client: httpx.Client, sim: ThreadedSimulator
+) -> None:
+    workspace = sim.state.workspace()
+    first = client.get(INVENTORY, params={"limit": 100}).json()
+    gone = workspace.delete_central_devices([i["id"] for i in first["items"][:50]])
+    rest = client.get(INVENTORY, params={"limit": 1000, "next": first["next"]}).json()
+    rest2 = client.get(INVENTORY, params={"limit": 1000, "next": rest["next"]}).json()
+    seen = [i["id"] for i in first["items"] + rest["items"] + rest2["items"]]
+    assert rest2["next"] is None
+    assert len(seen) == len(set(seen))
+    assert set(seen) - set(gone) == {i["id"] for i in workspace.central_devices()}
+
+
+# -- rate limits and concurrency -----------------------------------------------------------
+
+
+def test_rate_limit_answers_429_with_headers_after_the_limit() -> None:
+    limits = RateLimitConfig(glp_devices=3)
+    with start_in_thread(config(rate_limits=limits)) as sim, httpx.Client(base_url=sim.url) as http:
+        headers = token(http, sim)
+        answers = [http.get(DEVICES, headers=headers, params={"limit": 1}) for _ in range(4)]
+        subscriptions = http.get(SUBSCRIPTIONS, headers=headers)
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert [r.headers["ratelimit-remaining"] for r in answers] == ["2", "1", "0", "0"]
+    refused = answers[-1]
+    assert refused.headers["ratelimit-limit"] == "3"
+    assert 0 < int(refused.headers["ratelimit-reset"]) <= 60
+    assert refused.headers["Retry-After"] == refused.headers["ratelimit-reset"]
+    assert refused.json()["errorCode"] == "HPE_GL_ERROR_TOO_MANY_REQUESTS"
+    assert subscriptions.status_code == 200  # each family has its own window
+
+
+async def test_requests_beyond_the_concurrency_cap_get_429_and_the_peak_is_recorded() -> None:
+    slow = LatencyConfig(
+        glp_devices=LatencyModel(base_seconds=0.3),
+        glp_subscriptions=LatencyModel(),
+        central=LatencyModel(),
+    )
+    with start_in_thread(config(max_concurrent_requests_per_client=2, latency=slow)) as sim:
+        async with httpx.AsyncClient(base_url=sim.url) as http:
+            client_id, secret = sim.state.credentials()
+            grant = {"grant_type": "client_credentials"}
+            access = (await http.post(sim.token_url, data=grant, auth=(client_id, secret))).json()
+            headers = {"Authorization": f"Bearer {access['access_token']}"}
+            answers = await asyncio.gather(*(http.get(DEVICES, headers=headers) for _ in range(4)))
+            stats = (await http.get("/_simulator/stats")).json()
+    assert sorted(r.status_code for r in answers) == [200, 200, 429, 429]
+    assert stats["max_concurrency"]["demo-client"] == 3  # refused attempts count too
+    assert stats["requests"][f"GET {DEVICES}"] == {"200": 2, "429": 2}
+
+
+# -- faults --------------------------------------------------------------------------------
+
+
+def set_faults(client: httpx.Client, *rules: dict[str, Any]) -> None:
+    client.post("/_simulator/faults", json=list(rules)).raise_for_status()
+
+
+def test_status_burst_then_recovery(client: httpx.Client) -> None:
+    set_faults(client, {"kind": "status", "family": "glp_devices", "status": 503, "count": 2})
+    codes = [client.get(DEVICES, params={"limit": 1}).status_code for _ in range(3)]
+    assert codes == [503, 503, 200]
+    assert client.get(SUBSCRIPTIONS).status_code == 200
+
+
+def test_rate_limit_fault_carries_retry_after(client: httpx.Client) -> None:
+    set_faults(
+        client, {"kind": "rate_limit", "route": "/subscriptions/*", "retry_after_seconds": 7}
+    )
+    response = client.get(SUBSCRIPTIONS)
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "7"
+    assert response.headers["ratelimit-remaining"] == "0"
+
+
+def test_delay_fault_trips_a_client_timeout(client: httpx.Client) -> None:
+    set_faults(client, {"kind": "delay", "family": "central", "delay_seconds": 0.5})
+    with pytest.raises(httpx.ReadTimeout):
+        client.get(INVENTORY, timeout=0.1)
+
+
+def test_reset_fault_drops_the_connection(client: httpx.Client, sim: ThreadedSimulator) -> None:
+    set_faults(client, {"kind": "reset", "family": "glp_devices"})
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        client.get(DEVICES)
+    assert client.get(DEVICES, params={"limit": 1}).status_code == 200
+    assert sim.state.stats.count(f"GET {DEVICES}", "reset") == 1
+
+
+@pytest.mark.parametrize("kind", ["truncated_json", "malformed_json"])
+def test_spoiled_bodies_come_with_status_200_but_are_not_json(
+    client: httpx.Client, kind: str
+) -> None:
+    set_faults(client, {"kind": kind, "family": "glp_devices"})
+    response = client.get(DEVICES, params={"limit": 10})
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == len(response.content)
+    with pytest.raises(json.JSONDecodeError):
+        response.json()
+
+
+def test_partial_page_returns_fewer_items_than_count_claims(client: httpx.Client) -> None:
+    set_faults(client, {"kind": "partial_page", "family": "central", "keep_fraction": 0.5})
+    page = client.get(INVENTORY, params={"limit": 100}).json()
+    assert page["count"] == 100
+    assert len(page["items"]) == 50
+
+
+def test_fault_rules_are_validated_and_reported(client: httpx.Client) -> None:
+    refused = client.post("/_simulator/faults", json=[{"kind": "gremlins"}])
+    assert refused.status_code == 400
+    set_faults(client, {"kind": "status", "family": "glp_subscriptions", "after": 1})
+    client.get(SUBSCRIPTIONS)
+    client.get(SUBSCRIPTIONS)
+    report = client.get("/_simulator/faults").json()
+    assert (report[0]["matched"], report[0]["fired"]) == (2, 1)
+
+
+# -- admin API and serving forms -----------------------------------------------------------
+
+
+def test_admin_mutations_and_reset(client: httpx.Client, sim: ThreadedSimulator) -> None:
+    def mutate(**body: Any) -> list[str]:
+        response = client.post("/_simulator/mutate", json=body)
+        response.raise_for_status()
+        ids: list[str] = response.json()["ids"]
+        return ids
+
+    added = mutate(action="add", target="glp_devices", count=3)
+    deleted = mutate(action="delete", target="glp_devices", ids=[added[0], "nope"])
+    touched = mutate(action="touch", target="central_devices", count=2)
+    removed = mutate(action="delete", target="central_devices", count=4)
+    assert (len(added), deleted, len(touched), len(removed)) == (3, [added[0]], 2, 4)
+    assert client.get(DEVICES, params={"limit": 1}).json()["total"] == 2347
+    assert (
+        client.post(
+            "/_simulator/mutate", json={"action": "add", "target": "glp_devices"}
+        ).status_code
+        == 400
+    )
+    stats = client.get("/_simulator/stats").json()
+    assert stats["workspaces"][sim.state.workspace().workspace_id]["central_devices"] == 1792
+    assert stats["tokens_issued"] == 1
+    assert stats["requests"][f"GET {DEVICES}"] == {"200": 1}
+    workspace = sim.state.workspace()
+    client.post("/_simulator/reset").raise_for_status()
+    assert workspace.counts()["glp_devices"] == 2345  # reset in place: references stay valid
+    assert client.get(DEVICES).status_code == 401  # tokens were forgotten too
+
+
+def test_expire_tokens_forces_a_401_mid_sync(client: httpx.Client) -> None:
+    assert client.get(SUBSCRIPTIONS).status_code == 200
+    assert client.post("/_simulator/expire-tokens").json() == {"expired": 1}
+    assert client.get(SUBSCRIPTIONS).status_code == 401
+
+
+async def test_serve_runs_inside_the_callers_event_loop() -> None:
+    async with serve(config(), port=0) as sim, httpx.AsyncClient(base_url=sim.url) as http:
+        assert sim.url.startswith("http://127.0.0.1:")
+        client_id, secret = sim.state.credentials()
+        grant = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+        }
+        access = (await http.post("/as/token.oauth2", data=grant)).json()["access_token"]
+        page = await http.get(DEVICES, headers={"Authorization": f"Bearer {access}"})
+        assert page.json()["total"] == sim.state.workspace().counts()["glp_devices"]
+
+
+def test_latency_model_delays_answers_by_base_plus_per_item() -> None:
+    latency = LatencyConfig(
+        glp_devices=LatencyModel(base_seconds=0.1, per_item_seconds=0.001),
+        glp_subscriptions=LatencyModel(),
+        central=LatencyModel(),
+    )
+    with start_in_thread(config(latency=latency)) as sim, httpx.Client(base_url=sim.url) as http:
+        headers = token(http, sim)
+        started = time.perf_counter()
+        http.get(DEVICES, headers=headers, params={"limit": 200})
+        elapsed = time.perf_counter() - started
+    assert 0.3 <= elapsed < 1.5
+
+
+def test_simulate_command_prints_url_and_demo_credentials_and_stops_on_sigterm() -> None:
+    command = [sys.executable, "-m", "inventory_sync.simulator", "--port", "0", "--scale", "0.01"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.startswith("Upstream simulator listening on http://127.0.0.1:")
+        url = banner.split()[-1]
+        lines = [process.stdout.readline() for _ in range(6)]
+        assert any("client_id=demo-client" in line for line in lines)
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": "demo-client",
+            "client_secret": "demo-secret-not-real",
+        }
+        assert httpx.post(f"{url}/as/token.oauth2", data=form).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

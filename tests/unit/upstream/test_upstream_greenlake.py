@@ -1,0 +1,279 @@
+"""GreenLakeClient: concurrent offset paging, retries per page, 401 refresh, fetch_by_ids."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+from inventory_sync.errors import (
+    UpstreamAuthError,
+    UpstreamProtocolError,
+    UpstreamRequestError,
+    UpstreamUnavailable,
+)
+from inventory_sync.upstream import GreenLakeClient, GreenLakeLimits, Page, RateLimiterRegistry
+
+DEVICES = "/devices/v1/devices"
+SUBSCRIPTIONS = "/subscriptions/v1/subscriptions"
+
+
+async def walk(client: GreenLakeClient, resource: Any = "devices", **kwargs: Any) -> list[Page]:
+    return [page async for page in client.pages(resource, **kwargs)]
+
+
+def ids_of(pages: list[Page]) -> list[str]:
+    return [item["id"] for page in pages for item in page.items]
+
+
+async def test_first_page_then_the_rest_concurrently_each_offset_once(
+    server: Any, make_greenlake: Any
+) -> None:
+    server.devices = server.items(95)
+    server.latency = lambda _request: 0.02
+    client = make_greenlake(page_size=10, max_concurrent_pages=3)
+
+    pages = await walk(client)
+
+    offsets = [server.offset_of(r) for r in server.api_requests(DEVICES)]
+    assert offsets[0] == 0  # the first page alone tells the total
+    assert Counter(offsets) == Counter(range(0, 100, 10))  # every offset exactly once
+    assert 1 < server.max_in_flight <= 3
+    assert sorted(p.number for p in pages) == list(range(10))
+    assert sorted(ids_of(pages)) == [d["id"] for d in server.devices]
+    assert {p.total for p in pages} == {95}
+    assert all(r.url.params["limit"] == "10" for r in server.api_requests(DEVICES))
+
+
+async def test_pages_are_yielded_as_they_arrive(server: Any, make_greenlake: Any) -> None:
+    server.devices = server.items(40)
+    # Page 1 is slow; pages 2 and 3 overtake it.
+    server.latency = lambda r: 0.1 if server.offset_of(r) == 10 else 0.0
+    client = make_greenlake(page_size=10, max_concurrent_pages=3)
+    numbers = [page.number for page in await walk(client)]
+    assert numbers[0] == 0
+    assert numbers[-1] == 1
+    assert sorted(numbers) == [0, 1, 2, 3]
+
+
+async def test_default_page_sizes_are_2000_devices_and_50_subscriptions(
+    server: Any, make_greenlake: Any
+) -> None:
+    server.subscriptions = server.items(120, prefix="sub")
+    server.devices = server.items(3)
+    client = make_greenlake()
+    assert len(ids_of(await walk(client, "subscriptions"))) == 120
+    await walk(client, "devices")
+    assert {r.url.params["limit"] for r in server.api_requests(SUBSCRIPTIONS)} == {"50"}
+    assert {r.url.params["limit"] for r in server.api_requests(DEVICES)} == {"2000"}
+
+
+async def test_every_request_carries_the_bearer_token(server: Any, make_greenlake: Any) -> None:
+    server.devices = server.items(25)
+    await walk(make_greenlake(page_size=10))
+    assert {r.headers["authorization"] for r in server.api_requests(DEVICES)} == {"Bearer token-1"}
+
+
+async def test_filter_and_sort_are_passed_through(server: Any, make_greenlake: Any) -> None:
+    server.devices = server.items(5)
+    await walk(make_greenlake(), filter="id in ('dev-00001')", sort="id")
+    (request,) = server.api_requests(DEVICES)
+    assert request.url.params["filter"] == "id in ('dev-00001')"
+    assert request.url.params["sort"] == "id"
+
+
+async def test_empty_collection_is_one_empty_page(server: Any, make_greenlake: Any) -> None:
+    pages = await walk(make_greenlake())
+    assert pages == [Page(items=[], total=0, number=0)]
+
+
+async def test_401_mid_walk_refreshes_the_token_once_then_succeeds(
+    server: Any, make_greenlake: Any
+) -> None:
+    server.devices = server.items(50)
+
+    def expire_after_first_page(request: httpx.Request) -> None:
+        if server.offset_of(request) == 0:
+            server.expire_tokens()
+
+    server.after_page = expire_after_first_page
+    client = make_greenlake(page_size=10, max_concurrent_pages=4)
+    pages = await walk(client)
+    assert len(ids_of(pages)) == 50
+    assert server.tokens_issued == 2  # the fetchers shared one refresh
+    assert client.stats.by_status[401] >= 1
+
+
+async def test_second_401_raises_auth_error_without_the_token(
+    server: Any, make_greenlake: Any
+) -> None:
+    server.devices = server.items(5)
+    server.inject(server.path_is(DEVICES), httpx.Response(401), httpx.Response(401))
+    with pytest.raises(UpstreamAuthError) as caught:
+        await walk(make_greenlake())
+    assert server.tokens_issued == 2
+    message = str(caught.value)
+    assert "refused again after a refresh" in message
+    assert "token-" not in message
+    assert server.secret not in message
+
+
+async def test_429_with_reset_header_is_honoured_and_pauses_the_shared_limiter(
+    server: Any, make_greenlake: Any, sleeps: Any, clock: Any
+) -> None:
+    server.devices = server.items(5)
+    server.inject(server.path_is(DEVICES), httpx.Response(429, headers={"ratelimit-reset": "7"}))
+    limiters = RateLimiterRegistry(clock=clock, sleep=clock.sleep)
+    client = make_greenlake(limiters=limiters)
+    await walk(client)
+    assert sleeps.delays == [7.0]
+    # Every other fetcher on this workspace's devices budget now waits out the same reset.
+    clock.now -= 1
+    assert await client.limiter("devices").acquire() == pytest.approx(1)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(httpx.Response(500), id="500"),
+        pytest.param(httpx.ReadTimeout("timed out"), id="timeout"),
+        pytest.param(httpx.ReadError("[Errno 104] Connection reset by peer"), id="reset"),
+        pytest.param(httpx.Response(200, content=b'{"items": [{"id": "dev-0'), id="truncated"),
+        pytest.param(httpx.Response(200, json={"total": 30}), id="no items"),
+        pytest.param(
+            httpx.Response(200, json={"items": [], "count": 3, "total": 30}), id="wrong count"
+        ),
+        pytest.param(
+            httpx.Response(200, json={"items": [{"id": "x"}], "count": 1, "total": 30}),
+            id="partial page",
+        ),
+    ],
+)
+async def test_a_transient_page_failure_is_retried_and_the_walk_completes(
+    server: Any, make_greenlake: Any, failure: Any
+) -> None:
+    server.devices = server.items(30)
+    server.inject(lambda r: r.url.path == DEVICES and server.offset_of(r) == 10, failure)
+    client = make_greenlake(page_size=10)
+    pages = await walk(client)
+    assert sorted(ids_of(pages)) == [d["id"] for d in server.devices]
+    assert client.stats.retries == 1
+
+
+async def test_malformed_page_every_time_raises_protocol_error(
+    server: Any, make_greenlake: Any, policy: Any
+) -> None:
+    server.devices = server.items(30)
+    broken = [httpx.Response(200, content=b"<html>") for _ in range(policy.max_attempts)]
+    server.inject(lambda r: r.url.path == DEVICES and server.offset_of(r) == 20, *broken)
+    with pytest.raises(UpstreamProtocolError, match="not valid JSON"):
+        await walk(make_greenlake(page_size=10))
+
+
+async def test_a_failing_page_cancels_the_other_fetchers_and_raises(
+    server: Any, make_greenlake: Any
+) -> None:
+    loop = asyncio.get_running_loop()
+    loop_errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
+    server.devices = server.items(100)
+    server.latency = lambda r: 0.0 if server.offset_of(r) in (0, 30) else 0.2
+    server.inject(lambda r: server.offset_of(r) == 30, httpx.Response(400))
+    client = make_greenlake(page_size=10, max_concurrent_pages=4)
+
+    with pytest.raises(UpstreamRequestError, match="HTTP 400"):
+        await walk(client)
+
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+    assert server.in_flight == 0  # the slow requests were cancelled, not left running
+    assert len(server.api_requests(DEVICES)) == 5  # nothing new started after the failure
+    gc.collect()
+    await asyncio.sleep(0)
+    assert loop_errors == []
+
+
+async def test_pages_fail_with_unavailable_when_a_page_never_recovers(
+    server: Any, make_greenlake: Any, policy: Any
+) -> None:
+    server.devices = server.items(30)
+    server.inject(
+        lambda r: server.offset_of(r) == 10,
+        *[httpx.Response(503) for _ in range(policy.max_attempts)],
+    )
+    with pytest.raises(UpstreamUnavailable, match="gave up after 4 attempts"):
+        await walk(make_greenlake(page_size=10))
+
+
+async def test_a_slow_consumer_holds_back_the_fetchers(server: Any, make_greenlake: Any) -> None:
+    server.devices = server.items(200)
+    client = make_greenlake(page_size=10, max_concurrent_pages=2)
+    async with contextlib.aclosing(client.pages("devices")) as pages:
+        await anext(pages)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        # Two fetchers, a queue of two: at most five pages fetched ahead of the consumer.
+        assert len(server.api_requests(DEVICES)) <= 1 + 2 + 2
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+async def test_a_total_growing_mid_walk_extends_the_walk(server: Any, make_greenlake: Any) -> None:
+    server.devices = server.items(30)
+    extra = server.items(45)[30:]
+
+    def insert_after_first_page(request: httpx.Request) -> None:
+        if server.offset_of(request) == 0:
+            server.devices.extend(extra)
+
+    server.after_page = insert_after_first_page
+    pages = await walk(make_greenlake(page_size=10, max_concurrent_pages=2))
+    offsets = sorted(server.offset_of(r) for r in server.api_requests(DEVICES))
+    assert offsets == [0, 10, 20, 30, 40]
+    assert len(ids_of(pages)) == 45
+    assert {p.total for p in pages} == {30, 45}  # the caller can tell the data moved
+
+
+async def test_fetch_by_ids_chunks_and_builds_the_in_filter(
+    server: Any, make_greenlake: Any
+) -> None:
+    server.devices = server.items(130)
+    wanted = [d["id"] for d in server.devices[:120]] + ["gone-1", "gone-2", "dev-00000"]
+    client = make_greenlake()
+
+    found = await client.fetch_by_ids("devices", wanted, chunk_size=50)
+
+    assert sorted(item["id"] for item in found) == sorted(d["id"] for d in server.devices[:120])
+    filters = [r.url.params["filter"] for r in server.api_requests(DEVICES)]
+    assert len(filters) == 3  # 122 distinct ids in chunks of 50
+    assert filters[0] == "id in (" + ",".join(f"'{i}'" for i in wanted[:50]) + ")"
+    assert all(f.count("'") == 2 * n for f, n in zip(filters, [50, 50, 22], strict=True))
+
+
+async def test_fetch_by_ids_with_no_ids_asks_nothing(server: Any, make_greenlake: Any) -> None:
+    assert await make_greenlake().fetch_by_ids("subscriptions", []) == []
+    assert server.requests == []
+
+
+async def test_two_clients_on_one_workspace_share_the_budget(
+    server: Any, make_greenlake: Any, clock: Any
+) -> None:
+    server.devices = server.items(40)
+    server.clock = clock
+    limiters = RateLimiterRegistry(clock=clock, sleep=clock.sleep)
+    limits = GreenLakeLimits(devices=3, period_seconds=60)
+    first = make_greenlake(limiters=limiters, limits=limits, page_size=10)
+    second = make_greenlake(limiters=limiters, limits=limits, page_size=10)
+    other = make_greenlake(limiters=limiters, limits=limits, workspace_id="ws-2")
+
+    await asyncio.gather(walk(first), walk(second))
+
+    times = sorted(server.request_times[1:])  # [0] is the token request
+    assert len(times) == 8  # four pages each
+    assert max(sum(1 for s in times if t - 60 < s <= t) for t in times) == 3
+    assert times[-1] - times[0] >= 120  # eight requests at three a minute
+    assert other.limiter("devices") is not first.limiter("devices")
+    assert first.stats.rate_limit_wait_seconds + second.stats.rate_limit_wait_seconds > 0

@@ -1,0 +1,80 @@
+"""RateLimiter and RateLimiterRegistry: never over-admit, share budgets, pause on 429."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from inventory_sync.upstream import RateLimiter, RateLimiterRegistry
+
+
+def most_in_any_window(times: list[float], period: float) -> int:
+    """The largest number of `times` inside any half-open window (t - period, t]."""
+    ordered = sorted(times)
+    return max(sum(1 for s in ordered if t - period < s <= t) for t in ordered)
+
+
+async def test_never_admits_more_than_limit_per_period_under_50_concurrent_acquirers(
+    clock: Any,
+) -> None:
+    limiter = RateLimiter(10, 60, clock=clock, sleep=clock.sleep)
+    admitted: list[float] = []
+
+    async def acquirer() -> float:
+        waited = await limiter.acquire()
+        admitted.append(clock())
+        return waited
+
+    started = clock()
+    waits = await asyncio.gather(*(acquirer() for _ in range(50)))
+    assert len(admitted) == 50
+    assert most_in_any_window(admitted, 60) == 10
+    # 50 at 10 per minute: windows at 0, 60, 120, 180 and 240 seconds.
+    assert clock() - started == pytest.approx(240)
+    assert sorted(waits)[:10] == [0.0] * 10
+    assert max(waits) == pytest.approx(240)
+
+
+async def test_a_slot_frees_exactly_one_period_after_its_admission(clock: Any) -> None:
+    limiter = RateLimiter(2, 10, clock=clock, sleep=clock.sleep)
+    await limiter.acquire()
+    clock.now += 4
+    await limiter.acquire()
+    assert await limiter.acquire() == pytest.approx(6)  # the first slot frees at t+10
+    assert await limiter.acquire() == pytest.approx(4)  # the second at t+14
+
+
+async def test_pause_for_holds_back_every_acquirer(clock: Any) -> None:
+    limiter = RateLimiter(100, 60, clock=clock, sleep=clock.sleep)
+    limiter.pause_for(7)
+    limiter.pause_for(2)  # a shorter pause never cuts a longer one short
+    waits = await asyncio.gather(*(limiter.acquire() for _ in range(3)))
+    assert waits == [pytest.approx(7)] * 3
+
+
+def test_registry_hands_out_one_limiter_per_key() -> None:
+    registry = RateLimiterRegistry()
+    devices = registry.get("greenlake:ws-1:devices", limit=160, period=60)
+    assert registry.get("greenlake:ws-1:devices", limit=160, period=60) is devices
+    assert registry.get("greenlake:ws-2:devices", limit=160, period=60) is not devices
+    assert registry.get("greenlake:ws-1:subscriptions", limit=60, period=60) is not devices
+
+
+def test_registry_keeps_the_first_budget_when_asked_for_another(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = RateLimiterRegistry()
+    first = registry.get("central:ws-1", limit=600, period=60)
+    again = registry.get("central:ws-1", limit=10, period=60)
+    assert again is first
+    assert again.limit == 600
+    assert "already exists" in caplog.text
+
+
+def test_rejects_a_nonsense_budget() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        RateLimiter(0, 60)
+    with pytest.raises(ValueError, match="period"):
+        RateLimiter(1, 0)
