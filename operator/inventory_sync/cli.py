@@ -102,7 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=False)
-    err = Console(stderr=True)
     try:
         settings = load_settings()
         logging.basicConfig(
@@ -124,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"sync": _sync, "migrate": _migrate}[args.command]
         return asyncio.run(handler(args, settings, console))
     except InventorySyncError as error:
-        err.print(f"error: {public_message(error, limit=2000)}", markup=False, highlight=False)
+        # Plain print: one unwrapped line, whatever the terminal width.
+        print(f"error: {public_message(error, limit=2000)}", file=sys.stderr)
         return EXIT_BAD_INPUT if error.permanent else EXIT_FAILED
     except KeyboardInterrupt:
         return 130

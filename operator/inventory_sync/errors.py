@@ -76,5 +76,6 @@ def public_message(error: BaseException, *, limit: int = 256) -> str:
 
     text = str(error) or type(error).__name__
     text = re.sub(r"(https?://[^\s?#]+)\?[^\s]*", r"\1", text)
-    text = re.sub(r"(?i)(bearer|token|secret|password)([=: ]+)\S+", r"\1\2***", text)
+    text = re.sub(r"(?i)\b(bearer)\s+\S+", r"\1 ***", text)
+    text = re.sub(r"(?i)(token|secret|password)(\s*[=:]\s*)\S+", r"\1\2***", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -300,6 +300,8 @@ def describe_validation_error(error: ValidationError, *, prefix: str = "") -> st
         path = _field_path(tuple(item["loc"]))
         full = ".".join(p for p in (prefix, path) if p)
         message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
         lines.append(f"{full or '<root>'}: {message}")
     return "; ".join(lines)
 
