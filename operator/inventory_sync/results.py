@@ -22,6 +22,7 @@ class RunState(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     TIMED_OUT = "TimedOut"
+    CANCELLED = "Cancelled"  # replaced by a newer run, or the resource was deleted
 
 
 class _Out(BaseModel):
@@ -51,6 +52,9 @@ class SourceOutcome(_Out):
     requests: int = 0
     retries: int = 0
     rate_limit_wait_seconds: float = 0.0
+    #: Upstream responses by HTTP status ("reset"/"timeout" for transport errors); for metrics,
+    #: left out of the resource's status.
+    status_codes: dict[str, int] = Field(default_factory=dict, exclude=True)
 
     @property
     def rows_written(self) -> int:

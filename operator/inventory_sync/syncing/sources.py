@@ -162,3 +162,6 @@ def _copy_request_stats(stats: Any, outcome: SourceOutcome) -> None:
     outcome.rate_limit_wait_seconds = round(
         float(getattr(stats, "rate_limit_wait_seconds", 0.0)), 3
     )
+    codes = {str(code): n for code, n in getattr(stats, "by_status", {}).items()}
+    codes.update({str(kind): n for kind, n in getattr(stats, "errors", {}).items()})
+    outcome.status_codes = codes
