@@ -87,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="PostgreSQL DSN (default: INVENTORY_SYNC_DATABASE_URL, else embedded)",
     )
 
+    run = commands.add_parser("run", help="run the operator (kopf) against the current cluster")
+    run.add_argument(
+        "--namespace", action="append", default=[], help="watch only this namespace (repeatable)"
+    )
+
+    trig = commands.add_parser(
+        "trigger", help="request a run now: syncschedule/NAME or fabric/NAME"
+    )
+    trig.add_argument("target", help="KIND/NAME, e.g. syncschedule/inventory or fabric/fab-a")
+    trig.add_argument("-n", "--namespace", default="default")
+    trig.add_argument(
+        "--wait", action="store_true", help="wait for the run and exit 1 if it failed"
+    )
+    trig.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (with --wait)")
+
     from inventory_sync import demo
     from inventory_sync.simulator.cli import add_cli_arguments as add_simulator_arguments
 
@@ -120,6 +135,24 @@ def main(argv: list[str] | None = None) -> int:
             from inventory_sync import demo
 
             return asyncio.run(demo.run_demo(args, settings, console))
+        if args.command == "run":
+            from inventory_sync.operating.main import run_operator
+
+            if args.namespace:
+                settings = settings.model_copy(
+                    update={"watch_namespaces": ",".join(args.namespace)}
+                )
+            return run_operator(settings)
+        if args.command == "trigger":
+            from inventory_sync.operating.main import trigger
+
+            code, message = asyncio.run(
+                trigger(
+                    args.target, namespace=args.namespace, wait=args.wait, wait_seconds=args.timeout
+                )
+            )
+            print(message)
+            return code
         handler = {"sync": _sync, "migrate": _migrate}[args.command]
         return asyncio.run(handler(args, settings, console))
     except InventorySyncError as error:

@@ -8,6 +8,15 @@ InventorySyncError
 │   ├── UpstreamRequestError  4xx other than 401/429: the request itself is wrong (permanent)
 │   └── UpstreamUnavailable retries exhausted on 429/5xx/timeouts/resets (retryable)
 │       └── UpstreamProtocolError  malformed or inconsistent body (retryable)
+├── KubernetesError         a Kubernetes API call or connection failed
+│   ├── KubeConfigError     unusable kubeconfig or in-cluster setup (permanent)
+│   ├── KubeUnauthorized    401: credentials refused (permanent)
+│   ├── KubeForbidden       403: RBAC denies the verb; names verb, resource, namespace (permanent)
+│   ├── KubeInvalid         400/422: the request itself is wrong (permanent)
+│   ├── KubeNotFound        404 where the object or resource must exist
+│   ├── KubeConflict        409: conflicting write or stale resourceVersion
+│   ├── KubeGone            410: a list's continue token expired; the listing is incomplete
+│   └── KubeUnavailable     5xx, 429, timeouts, dropped connections (retryable)
 ├── StoreError              PostgreSQL failed (retryable)
 └── RunTimeout              the per-run timeout cancelled the run (retryable)
 """
@@ -56,6 +65,50 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamProtocolError(UpstreamUnavailable):
     """The upstream answered with a body we cannot trust (malformed JSON, wrong envelope)."""
+
+
+class KubernetesError(InventorySyncError):
+    """A Kubernetes API call failed; messages name the verb and resource, never credentials."""
+
+
+class KubeConfigError(KubernetesError):
+    """A kubeconfig or in-cluster environment cannot be used (missing context, exec plugin…)."""
+
+    permanent = True
+
+
+class KubeUnauthorized(KubernetesError):
+    """401: the API server refused the token or client certificate."""
+
+    permanent = True
+
+
+class KubeForbidden(KubernetesError):
+    """403: the identity lacks an RBAC grant; a retry cannot help until RBAC changes."""
+
+    permanent = True
+
+
+class KubeInvalid(KubernetesError):
+    """400/422: the API server rejected the request body or parameters."""
+
+    permanent = True
+
+
+class KubeNotFound(KubernetesError):
+    """404 where the object, namespace or resource type was required to exist."""
+
+
+class KubeConflict(KubernetesError):
+    """409: the object changed under us (resourceVersion mismatch) or already exists."""
+
+
+class KubeGone(KubernetesError):
+    """410: the continue token of a paged list expired; the pages so far are not a complete list."""
+
+
+class KubeUnavailable(KubernetesError):
+    """The API server could not answer (5xx, 429, timeout, dropped connection) after quick retries."""
 
 
 class StoreError(InventorySyncError):

@@ -28,6 +28,36 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
+    # -- the operator (`inventory-sync run`) --
+    watch_namespaces: str = Field(
+        default="",
+        description="Comma-separated namespaces to watch; empty → all namespaces (cluster-wide).",
+    )
+    max_concurrent_runs: int = Field(
+        default=4, ge=1, le=64, description="Runs executing at once across all resources."
+    )
+    metrics_port: int = Field(
+        default=9090, ge=0, le=65535, description="Prometheus /metrics port; 0 disables."
+    )
+    health_port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="Liveness /healthz port (kopf's probe); 0 disables.",
+    )
+    peering: str | None = Field(
+        default=None,
+        description="kopf peering object name for several replicas; unset → standalone.",
+    )
+    instance: str = Field(
+        default_factory=lambda: __import__("socket").gethostname(),
+        description="This replica's name in Events (POD_NAME in the chart).",
+    )
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [n.strip() for n in self.watch_namespaces.split(",") if n.strip()]
+
 
 def load_settings() -> Settings:
     """Read the environment; an invalid value raises SpecError naming the variable."""

@@ -113,16 +113,21 @@ class ScopeMerge:
         names = ", ".join(spec.columns)
         exprs = ", ".join(spec.columns.values())
         sets = ", ".join(f"{c} = excluded.{c}" for c in spec.columns)
+        scope = spec.scope_column
+        old, new = "t.data", "excluded.data"
+        if spec.volatile_keys:
+            keys = ", ".join(f"'{k}'" for k in spec.volatile_keys)
+            old, new = f"({old} - ARRAY[{keys}])", f"({new} - ARRAY[{keys}])"
         # The WHERE makes an unchanged row a no-op: no new tuple, no WAL, no trigger.
         return f"""
             INSERT INTO {spec.table} AS t
-                (workspace_id, id, {names}, data, first_seen, changed_at, deleted_at)
+                ({scope}, id, {names}, data, first_seen, changed_at, deleted_at)
             SELECT $1, s.id, {exprs}, d, $2, $2, NULL
             FROM (SELECT DISTINCT ON (id) id, data::jsonb AS d FROM stage_items ORDER BY id) s
-            ON CONFLICT (workspace_id, id) DO UPDATE
+            ON CONFLICT ({scope}, id) DO UPDATE
                 SET {sets}, data = excluded.data, changed_at = excluded.changed_at,
                     deleted_at = NULL
-                WHERE t.data IS DISTINCT FROM excluded.data OR t.deleted_at IS NOT NULL
+                WHERE {old} IS DISTINCT FROM {new} OR t.deleted_at IS NOT NULL
             RETURNING (xmax = 0) AS inserted"""
 
     async def _merge_links(self) -> None:
@@ -201,7 +206,7 @@ class ScopeMerge:
         """Live rows of this scope that the walk did not deliver: deletion candidates."""
         rows = await self._conn.fetch(
             f"""SELECT t.id FROM {self._spec.table} t
-                WHERE t.workspace_id = $1 AND t.deleted_at IS NULL
+                WHERE t.{self._spec.scope_column} = $1 AND t.deleted_at IS NULL
                   AND NOT EXISTS (SELECT 1 FROM seen_ids s WHERE s.id = t.id)
                 ORDER BY t.id""",
             self._workspace,
@@ -213,7 +218,8 @@ class ScopeMerge:
         async with self._conn.transaction():
             status = await self._conn.execute(
                 f"""UPDATE {self._spec.table} SET deleted_at = $3, changed_at = $3
-                    WHERE workspace_id = $1 AND id = ANY($2::text[]) AND deleted_at IS NULL""",
+                    WHERE {self._spec.scope_column} = $1 AND id = ANY($2::text[])
+                      AND deleted_at IS NULL""",
                 self._workspace,
                 list(ids),
                 self._now,

@@ -59,3 +59,14 @@ async def finish_run(pool: asyncpg.Pool, run_id: int, result: RunResult) -> None
         result.message,
         json.dumps(sources),
     )
+
+
+async def cancel_run(pool: asyncpg.Pool, run_id: int, *, finished_at: datetime) -> None:
+    """A run cut short by Replace or by the resource's deletion."""
+    await pool.execute(
+        """UPDATE sync_runs SET finished_at = $2, state = 'Cancelled',
+                  error = 'cancelled: replaced by a newer run or the resource was deleted'
+           WHERE id = $1""",
+        run_id,
+        finished_at,
+    )

@@ -19,6 +19,11 @@ class TableSpec:
     columns: Mapping[str, str]
     #: Whether items carry GreenLake `subscription: [{id, resourceUri}]` links.
     has_subscription_links: bool = False
+    #: The column that scopes rows (with `id` the primary key); sync_scopes stores its value.
+    scope_column: str = "workspace_id"
+    #: Top-level keys of an item kept in `data` but ignored when deciding whether a row
+    #: changed (e.g. a Kubernetes resourceVersion, which moves without a content change).
+    volatile_keys: tuple[str, ...] = ()
 
 
 def _text(field: str) -> str:
@@ -86,4 +91,35 @@ CENTRAL_DEVICES = TableSpec(
         "site_name": _text("siteName"),
         "last_seen_at": _time("lastSeenAt"),
     },
+)
+
+
+def _json(*path: str) -> str:
+    return "d" + "".join(f"->'{p}'" for p in path)
+
+
+# Kubernetes objects from a fabric. The staged item is the object without volatile metadata,
+# plus `id` (metadata.uid), `fabric` (which Fabric listed it) and `resourceVersion`; see
+# syncing/fabric.py. Scope: "<fabric uid>/<group>/<Kind>", so deletion is judged per kind.
+FABRIC_OBJECTS = TableSpec(
+    table="fabric_objects",
+    source_kind="fabric",
+    scope_column="scope",
+    columns={
+        "fabric_uid": "d->'fabric'->>'uid'",
+        "fabric_namespace": "d->'fabric'->>'namespace'",
+        "fabric_name": "d->'fabric'->>'name'",
+        # apiVersion is "group/version"; a core object's has no group.
+        "api_group": "CASE WHEN strpos(d->>'apiVersion', '/') > 0 "
+        "THEN split_part(d->>'apiVersion', '/', 1) ELSE '' END",
+        "api_version": _text("apiVersion"),
+        "kind": _text("kind"),
+        "namespace": "d->'metadata'->>'namespace'",
+        "name": "d->'metadata'->>'name'",
+        "resource_version": _text("resourceVersion"),
+        "labels": f"coalesce({_json('metadata', 'labels')}, '{{}}'::jsonb)",
+        "spec": _json("spec"),
+        "status": _json("status"),
+    },
+    volatile_keys=("resourceVersion",),
 )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -12,14 +11,12 @@ import asyncpg
 
 from inventory_sync.models import Source
 from inventory_sync.results import SourceOutcome
-from inventory_sync.store.merging import ScopeMerge, WalkShape
 from inventory_sync.store.tables import CENTRAL_DEVICES, GLP_DEVICES, GLP_SUBSCRIPTIONS, TableSpec
+from inventory_sync.syncing import streaming
 from inventory_sync.syncing.credentials import SecretReader, resolve_credentials
 from inventory_sync.syncing.progress import ProgressListener
 from inventory_sync.syncing.session import UpstreamSession
 from inventory_sync.upstream import CentralClient, GreenLakeClient, Page
-
-Confirm = Callable[[Sequence[str]], Awaitable[list[dict[str, Any]]]]
 
 
 @dataclass
@@ -40,7 +37,7 @@ class _Walk:
     workspace_id: str
     pages: AsyncGenerator[Page, None]
     #: Re-asks the upstream about ids the walk missed; None where the API cannot.
-    confirm_absent: Confirm | None
+    confirm_absent: streaming.Confirm | None
     stats: Any
 
 
@@ -96,64 +93,16 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
 
 
 async def _stream(ctx: SourceContext, walk: _Walk, outcome: SourceOutcome) -> None:
-    totals: set[int] = set()
-    # aclosing: a failed merge must stop the page fetchers now, not when garbage-collected.
-    async with (
-        aclosing(walk.pages) as pages,
-        ctx.pool.acquire() as connection,
-        ScopeMerge(
-            connection, spec=walk.spec, workspace_id=walk.workspace_id, now=ctx.now
-        ) as merge,
-    ):
-        try:
-            async for page in pages:
-                outcome.fetched += len(page.items)
-                if page.total is not None:
-                    totals.add(page.total)
-                await merge.merge_page(page.items)
-                _copy_merge_counts(merge, outcome)
-                ctx.progress.page_merged(outcome, total=max(totals) if totals else None)
-        finally:
-            _copy_merge_counts(merge, outcome)
-        # Only a walk that ended normally reaches this point: a failed page raised above,
-        # so a partial fetch never deletes anything.
-        shape = await merge.walk_shape()
-        reason = _inconsistency(shape, totals, rejected=merge.counts.rejected)
-        missing = await merge.missing_ids() if reason is None else []
-        if missing and walk.confirm_absent is not None:
-            present = {item.get("id") for item in await walk.confirm_absent(missing)}
-            still_there = [i for i in missing if i in present]
-            if still_there:
-                reason = (
-                    f"{len(still_there)} items missing from the walk still exist upstream "
-                    "(items shifted between pages)"
-                )
-        if reason is not None:
-            outcome.deletion_skipped = reason
-            return
-        outcome.deleted = await merge.mark_deleted(missing)
-
-
-def _inconsistency(shape: WalkShape, totals: set[int], *, rejected: int) -> str | None:
-    """Why this walk cannot be trusted to say what is gone, or None when it can."""
-    if rejected:
-        return f"{rejected} items had no id"
-    if shape.delivered != shape.distinct:
-        return f"{shape.delivered - shape.distinct} duplicate items: items shifted between pages"
-    if len(totals) > 1:
-        return f"total changed during the walk ({min(totals)}..{max(totals)})"
-    if totals and shape.distinct != next(iter(totals)):
-        return f"walk delivered {shape.distinct} of {next(iter(totals))} items"
-    return None
-
-
-def _copy_merge_counts(merge: ScopeMerge, outcome: SourceOutcome) -> None:
-    counts = merge.counts
-    outcome.inserted = counts.inserted
-    outcome.updated = counts.updated
-    outcome.unchanged = counts.unchanged
-    outcome.errors = counts.rejected
-    outcome.unresolved_links = counts.unresolved_links
+    await streaming.stream_into_scope(
+        walk.pages,
+        pool=ctx.pool,
+        spec=walk.spec,
+        scope=walk.workspace_id,
+        outcome=outcome,
+        progress=ctx.progress,
+        now=ctx.now,
+        confirm_absent=walk.confirm_absent,
+    )
 
 
 def _copy_request_stats(stats: Any, outcome: SourceOutcome) -> None:

@@ -1,0 +1,26 @@
+"""A small async Kubernetes client on httpx (kube layer; knows nothing of the store or upstreams)."""
+
+from inventory_sync.kube.client import (
+    MAX_EVENT_MESSAGE,
+    MERGE_PATCH,
+    USER_AGENT,
+    APIResource,
+    KubeClient,
+    ListPage,
+)
+from inventory_sync.kube.connection import SERVICE_ACCOUNT_DIR, KubeConnection
+from inventory_sync.kube.paths import describe_path, group_version_path, resource_path
+
+__all__ = [
+    "MAX_EVENT_MESSAGE",
+    "MERGE_PATCH",
+    "SERVICE_ACCOUNT_DIR",
+    "USER_AGENT",
+    "APIResource",
+    "KubeClient",
+    "KubeConnection",
+    "ListPage",
+    "describe_path",
+    "group_version_path",
+    "resource_path",
+]

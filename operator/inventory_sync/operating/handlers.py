@@ -1,0 +1,84 @@
+"""The kopf layer: thin handlers that feed the scheduler. kopf appears nowhere else."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from inventory_sync.models import GROUP, VERSION
+from inventory_sync.operating.context import OperatorContext
+from inventory_sync.operating.kinds import KINDS, ResourceKind
+
+# Our own prefix for anything kopf stores, so nothing of kopf's lands in .status.
+PREFIX = "inventorysync.dev"
+
+
+def build_registry(context: OperatorContext) -> kopf.OperatorRegistry:
+    """A registry per operator instance (tests run several in one process)."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
+        """Configure kopf's bookkeeping and start the pool, API client and scheduler."""
+        configure(settings)
+        await context.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: Any) -> None:
+        """Cancel runs in flight and close connections."""
+        await context.stop()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        """kopf watches with the same identity the operator's own API client uses."""
+        c = context.connection
+        return kopf.ConnectionInfo(
+            server=c.server,
+            ca_path=c.ca_file,
+            ca_data=c.ca_data.encode() if c.ca_data else None,
+            insecure=c.insecure,
+            scheme="Bearer" if c.bearer_token() else None,
+            token=c.bearer_token(),
+            certificate_path=c.client_cert_file,
+            certificate_data=c.client_cert_data.encode() if c.client_cert_data else None,
+            private_key_path=c.client_key_file,
+            private_key_data=c.client_key_data.encode() if c.client_key_data else None,
+            default_namespace=c.namespace,
+        )
+
+    @kopf.on.probe(id="scheduler", registry=registry)
+    def probe(**_: Any) -> dict[str, object]:
+        """Liveness: fails when the scheduler stopped ticking."""
+        return context.healthy()
+
+    for kind in KINDS:
+        _watch(registry, context, kind)
+    return registry
+
+
+def _watch(registry: kopf.OperatorRegistry, context: OperatorContext, kind: ResourceKind) -> None:
+    @kopf.on.event(GROUP, VERSION, kind.plural, registry=registry, id=f"watch-{kind.plural}")
+    def on_event(*, event: kopf.RawEvent, uid: str, **_: Any) -> None:
+        """Every watch event updates the scheduler's view; deletion cancels a run in flight."""
+        scheduler = context.scheduler
+        if scheduler is None:
+            return
+        if event.get("type") == "DELETED":
+            scheduler.forget(uid)
+        else:
+            scheduler.observe(kind, dict(event["object"]))
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    # We post one Event per run outcome ourselves; kopf's per-handler chatter stays in the log.
+    settings.posting.enabled = False
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60

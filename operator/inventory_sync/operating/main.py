@@ -1,0 +1,93 @@
+"""`inventory-sync run` (the operator) and `inventory-sync trigger` (a manual run request)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from inventory_sync.errors import SpecError
+from inventory_sync.kube import KubeClient, KubeConnection
+from inventory_sync.models import GROUP, VERSION
+from inventory_sync.operating.context import OperatorContext
+from inventory_sync.operating.handlers import build_registry
+from inventory_sync.operating.kinds import FABRIC, SYNC_SCHEDULE, ResourceKind
+from inventory_sync.reconciling.due import REQUESTED_AT
+from inventory_sync.settings import Settings
+
+
+def run_operator(settings: Settings, *, connection: KubeConnection | None = None) -> int:
+    """Run until SIGTERM/SIGINT. Needs INVENTORY_SYNC_DATABASE_URL: an operator must not keep
+    its data in a pod-local embedded server."""
+    if not settings.database_url:
+        raise SpecError("INVENTORY_SYNC_DATABASE_URL is required for the operator")
+    context = OperatorContext(
+        settings=settings,
+        connection=connection or KubeConnection.default(),
+        database_url=settings.database_url,
+    )
+    namespaces = settings.namespaces
+    kopf.run(
+        registry=build_registry(context),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=settings.peering is None,
+        peering_name=settings.peering,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz"
+        if settings.health_port
+        else None,
+    )
+    return 0
+
+
+def parse_target(target: str) -> tuple[ResourceKind, str]:
+    """`syncschedule/NAME`, `ss/NAME`, `fabric/NAME` → (kind, name)."""
+    kind_text, _, name = target.partition("/")
+    aliases = {
+        "syncschedule": SYNC_SCHEDULE, "syncschedules": SYNC_SCHEDULE, "ss": SYNC_SCHEDULE,
+        "fabric": FABRIC, "fabrics": FABRIC, "fab": FABRIC,
+    }  # fmt: skip
+    kind = aliases.get(kind_text.lower())
+    if kind is None or not name:
+        raise SpecError(f"target {target!r}: use syncschedule/NAME or fabric/NAME")
+    return kind, name
+
+
+async def trigger(
+    target: str,
+    *,
+    namespace: str,
+    wait: bool,
+    wait_seconds: float,
+    connection: KubeConnection | None = None,
+) -> tuple[int, str]:
+    """Set reconcile.fluxcd.io/requestedAt (as `flux reconcile` does); with wait, follow the
+    run until status.lastHandledReconcileAt echoes it. Returns (exit code, message)."""
+    kind, name = parse_target(target)
+    client = KubeClient(connection or KubeConnection.default())
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{kind.plural}/{name}"
+    requested = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    try:
+        await client.patch_merge(path, {"metadata": {"annotations": {REQUESTED_AT: requested}}})
+        if not wait:
+            return 0, f"{kind.kind} {namespace}/{name}: run requested at {requested}"
+        async with asyncio.timeout(wait_seconds):
+            while True:
+                body = await client.get(path) or {}
+                status = body.get("status") or {}
+                if status.get("lastHandledReconcileAt") == requested:
+                    ready: dict[str, Any] = next(
+                        (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+                    )
+                    code = 0 if ready.get("status") == "True" else 1
+                    return code, f"{kind.kind} {namespace}/{name}: {ready.get('message', '')}"
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        return (
+            1,
+            f"{kind.kind} {namespace}/{name}: no run answered the request within {wait_seconds:.0f}s",
+        )
+    finally:
+        await client.aclose()

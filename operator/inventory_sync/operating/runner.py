@@ -1,0 +1,237 @@
+"""Executing one due run for a tracked resource: claim it, run it, write status and an Event."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from inventory_sync.errors import (
+    InventorySyncError,
+    KubeConfigError,
+    KubeNotFound,
+    SpecError,
+    public_message,
+)
+from inventory_sync.kube import KubeClient, KubeConnection
+from inventory_sync.metrics import Metrics
+from inventory_sync.models import GROUP, VERSION, FabricSpec, SyncScheduleSpec
+from inventory_sync.operating import kinds
+from inventory_sync.operating.kinds import AnySpec, Tracked
+from inventory_sync.operating.secrets import KubeSecrets
+from inventory_sync.reconciling import status as st
+from inventory_sync.reconciling.due import Due, Trigger
+from inventory_sync.results import RunResult, RunState
+from inventory_sync.store import runs
+from inventory_sync.syncing.credentials import resolve_credentials
+from inventory_sync.syncing.fabric import fabric_connection, run_fabric_sync
+from inventory_sync.syncing.pipeline import run_sync
+from inventory_sync.syncing.session import UpstreamSession
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RunnerDeps:
+    """What runs need from the operator; one instance per operator process."""
+
+    pool: asyncpg.Pool
+    kube: KubeClient
+    connection: KubeConnection  # the operator's own, for Fabrics without a kubeconfig Secret
+    session: UpstreamSession
+    metrics: Metrics
+    instance: str  # this replica's name, for Events
+    clock: Clock = utcnow
+
+
+class Runner:
+    """Runs one resource once; every outcome ends in a status patch, never an exception."""
+
+    def __init__(self, deps: RunnerDeps) -> None:
+        self._deps = deps
+        #: Told the body each status patch returned (the scheduler keeps it as the latest view).
+        self.on_status: Callable[[Tracked, dict[str, Any]], None] = lambda tracked, body: None
+
+    async def patch_status(self, tracked: Tracked, patch: dict[str, Any]) -> None:
+        """Merge-patch the status subresource (never spec, never a whole-object replace)."""
+        try:
+            body = await self._deps.kube.patch_status(
+                group=GROUP,
+                version=VERSION,
+                plural=tracked.kind.plural,
+                namespace=tracked.namespace,
+                name=tracked.name,
+                patch={"status": patch},
+            )
+        except KubeNotFound:
+            return  # deleted meanwhile: nothing to report on
+        self.on_status(tracked, body)
+
+    async def event(self, tracked: Tracked, *, warning: bool, reason: str, message: str) -> None:
+        try:
+            await self._deps.kube.create_event(
+                involved=tracked.reference,
+                type="Warning" if warning else "Normal",
+                reason=reason,
+                message=message,
+                action="Sync",
+                reporting_instance=self._deps.instance,
+            )
+        except InventorySyncError as error:  # an Event is a courtesy; never fail a run for it
+            logger.warning(
+                "could not post an Event for %s/%s: %s",
+                tracked.namespace,
+                tracked.name,
+                public_message(error),
+            )
+
+    async def stall(self, tracked: Tracked, *, reason: str, message: str) -> None:
+        """Report a problem a retry will not fix, once (the patch is skipped when unchanged)."""
+        current = next(
+            (c for c in tracked.status.get("conditions") or [] if c.get("type") == "Stalled"), None
+        )
+        if current and current.get("status") == "True" and current.get("message") == message:
+            return
+        now = self._deps.clock()
+        await self.patch_status(
+            tracked,
+            st.stalled(
+                tracked.status,
+                reason=reason,
+                message=message,
+                generation=tracked.generation,
+                now=now,
+            ),
+        )
+        await self.event(tracked, warning=True, reason=reason, message=message)
+
+    async def not_ready(self, tracked: Tracked, *, reason: str, message: str) -> None:
+        now = self._deps.clock()
+        await self.patch_status(
+            tracked,
+            st.not_ready(
+                tracked.status,
+                reason=reason,
+                message=message,
+                generation=tracked.generation,
+                now=now,
+            ),
+        )
+        await self.event(tracked, warning=True, reason=reason, message=message)
+
+    def forget(self, tracked: Tracked) -> None:
+        self._deps.metrics.forget(
+            kind=tracked.kind.kind, namespace=tracked.namespace, name=tracked.name
+        )
+
+    async def preflight(self, tracked: Tracked, spec: AnySpec) -> None:
+        """Check credentials before claiming a run: CredentialsError becomes Stalled."""
+        if isinstance(spec, SyncScheduleSpec):
+            secrets = KubeSecrets(self._deps.kube)
+            for source in spec.sources:
+                await resolve_credentials(
+                    secrets, namespace=tracked.namespace, ref=source.secret_ref
+                )
+        elif spec.kubeconfig_secret_ref is not None:
+            await self._fabric_connection(tracked, spec)
+
+    async def run(self, tracked: Tracked, spec: AnySpec, due: Due) -> RunResult | None:
+        """Claim, run and report. Returns None when another replica had claimed the run."""
+        deps = self._deps
+        assert due.trigger is not None
+        started = deps.clock()
+        run_id = await runs.claim_run(
+            deps.pool, resource=tracked.identity, scheduled_at=due.scheduled_at,
+            trigger=due.trigger.value, started_at=started,
+        )  # fmt: skip
+        if run_id is None:
+            logger.info(
+                "run of %s/%s at %s already claimed elsewhere",
+                tracked.namespace,
+                tracked.name,
+                due.scheduled_at,
+            )
+            return None
+        await self.patch_status(
+            tracked,
+            st.started(
+                tracked.status, generation=tracked.generation, trigger=due.trigger, now=started
+            ),
+        )
+        deps.metrics.in_flight.inc()
+        try:
+            result = await self._execute(tracked, spec, due.trigger)
+        except asyncio.CancelledError:
+            await runs.cancel_run(deps.pool, run_id, finished_at=deps.clock())
+            raise
+        finally:
+            deps.metrics.in_flight.dec()
+        await runs.finish_run(deps.pool, run_id, result)
+        await self._report(tracked, spec, due, result)
+        return result
+
+    async def _execute(self, tracked: Tracked, spec: AnySpec, trigger: Trigger) -> RunResult:
+        deps = self._deps
+        if isinstance(spec, SyncScheduleSpec):
+            return await run_sync(
+                spec, pool=deps.pool, session=deps.session, secrets=KubeSecrets(deps.kube),
+                namespace=tracked.namespace, trigger=trigger.value,
+            )  # fmt: skip
+        connection = await self._fabric_connection(tracked, spec)
+        fabric_client = deps.kube if connection is deps.kube.connection else KubeClient(connection)
+        started = deps.clock()
+        try:
+            async with asyncio.timeout(kinds.timeout_of(spec).total_seconds()):
+                return await run_fabric_sync(
+                    spec, fabric=tracked.identity, client=fabric_client, pool=deps.pool, trigger=trigger.value,
+                )  # fmt: skip
+        except TimeoutError:
+            return RunResult(
+                state=RunState.TIMED_OUT, trigger=trigger.value, started_at=started,
+                finished_at=deps.clock(), seconds=(deps.clock() - started).total_seconds(),
+                message="run exceeded its timeout",
+            )  # fmt: skip
+        finally:
+            if fabric_client is not deps.kube:
+                await fabric_client.aclose()
+
+    async def _fabric_connection(self, tracked: Tracked, spec: FabricSpec) -> KubeConnection:
+        try:
+            return await fabric_connection(spec, namespace=tracked.namespace, local=self._deps.kube)
+        except (
+            KubeConfigError
+        ) as error:  # the Secret holds something that is not a usable kubeconfig
+            ref = spec.kubeconfig_secret_ref
+            where = f"Secret {tracked.namespace}/{ref.name if ref else '?'}"
+            raise SpecError(f"{where}: {public_message(error)}") from None
+
+    async def _report(self, tracked: Tracked, spec: AnySpec, due: Due, result: RunResult) -> None:
+        deps = self._deps
+        now = deps.clock()
+        patch = st.finished(
+            tracked.status, result, generation=tracked.generation, interval=spec.interval,
+            history_limit=kinds.history_limit(spec), requested_at=due.requested_at,
+            next_sync=None if spec.suspend else result.finished_at + spec.interval, now=now,
+        )  # fmt: skip
+        await self.patch_status(tracked, patch)
+        deps.metrics.record(
+            kind=tracked.kind.kind, namespace=tracked.namespace, name=tracked.name, result=result
+        )
+        if result.succeeded:
+            await self.event(
+                tracked, warning=False, reason="Synced", message=st.ready_message(result)
+            )
+        else:
+            reason = "TimedOut" if result.state is RunState.TIMED_OUT else "SyncFailed"
+            await self.event(tracked, warning=True, reason=reason, message=st.ready_message(result))

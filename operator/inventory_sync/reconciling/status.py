@@ -1,0 +1,179 @@
+"""The status a resource shows: patches for run start, run end and stalled specs (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from inventory_sync.reconciling import conditions as cond
+from inventory_sync.reconciling.due import Trigger, parse_time
+from inventory_sync.results import RunResult, SourceState
+
+Status = dict[str, Any]
+
+
+class SyncStatus:
+    IN_SYNC = "InSync"
+    OUT_OF_SYNC = "OutOfSync"  # the last success is older than twice the interval (the seeds' rule)
+    ERROR = "Error"
+    NEVER_SYNCED = "NeverSynced"
+
+
+def sync_status(status: Status, *, interval: timedelta, now: datetime) -> str:
+    """InSync / OutOfSync / Error / NeverSynced from what status already records."""
+    if not status.get("lastSyncTime"):
+        return SyncStatus.NEVER_SYNCED
+    if int(status.get("consecutiveFailures") or 0) > 0:
+        return SyncStatus.ERROR
+    last_success = parse_time(status.get("lastSuccessfulSyncTime"))
+    if last_success is None or now - last_success > 2 * interval:
+        return SyncStatus.OUT_OF_SYNC
+    return SyncStatus.IN_SYNC
+
+
+def started(status: Status, *, generation: int | None, trigger: Trigger, now: datetime) -> Status:
+    """Written when a run starts: Reconciling=True, so kstatus and GitOps tools see progress."""
+    conditions = cond.set_condition(
+        list(status.get("conditions") or []),
+        type=cond.RECONCILING,
+        status=True,
+        reason="Progressing",
+        message=f"Run in progress ({trigger.value})",
+        generation=generation,
+        now=now,
+    )
+    conditions = cond.remove_condition(conditions, cond.STALLED)
+    if cond.find(conditions, cond.READY) is None:
+        conditions = cond.set_condition(
+            conditions,
+            type=cond.READY,
+            status=False,
+            reason="Progressing",
+            message="First run in progress",
+            generation=generation,
+            now=now,
+        )
+    return {"conditions": conditions, "observedGeneration": generation}
+
+
+def finished(
+    status: Status,
+    result: RunResult,
+    *,
+    generation: int | None,
+    interval: timedelta,
+    history_limit: int,
+    requested_at: str | None,
+    next_sync: datetime | None,
+    now: datetime,
+) -> Status:
+    """Written once when a run ends: outcome, times, conditions, per-source counts, history."""
+    ok = result.succeeded
+    failures = 0 if ok else int(status.get("consecutiveFailures") or 0) + 1
+    last_success = cond.rfc3339(result.finished_at) if ok else status.get("lastSuccessfulSyncTime")
+    patch: Status = {
+        "observedGeneration": generation,
+        "lastSyncTime": cond.rfc3339(result.finished_at),
+        "lastSuccessfulSyncTime": last_success,
+        "lastDurationSeconds": result.seconds,
+        "consecutiveFailures": failures,
+        "nextSyncTime": cond.rfc3339(next_sync) if next_sync else None,
+        "sources": [
+            s.model_dump(mode="json", by_alias=True, exclude_none=True) for s in result.sources
+        ],
+        "sourceSummary": source_summary(result),
+        "history": _history(status, result, limit=history_limit),
+    }
+    if requested_at is not None:
+        patch["lastHandledReconcileAt"] = requested_at
+    conditions = cond.remove_condition(list(status.get("conditions") or []), cond.RECONCILING)
+    conditions = cond.remove_condition(conditions, cond.STALLED)
+    patch["conditions"] = cond.set_condition(
+        conditions,
+        type=cond.READY,
+        status=ok,
+        reason="Succeeded"
+        if ok
+        else ("TimedOut" if result.state.value == "TimedOut" else "SyncFailed"),
+        message=ready_message(result),
+        generation=generation,
+        now=now,
+    )
+    patch["syncStatus"] = sync_status({**status, **patch}, interval=interval, now=now)
+    return patch
+
+
+def stalled(
+    status: Status, *, reason: str, message: str, generation: int | None, now: datetime
+) -> Status:
+    """A problem a retry will not fix (bad spec, missing Secret): Stalled=True, Ready=False."""
+    conditions = cond.remove_condition(list(status.get("conditions") or []), cond.RECONCILING)
+    conditions = cond.set_condition(
+        conditions, type=cond.STALLED, status=True, reason=reason, message=message,
+        generation=generation, now=now,
+    )  # fmt: skip
+    conditions = cond.set_condition(
+        conditions, type=cond.READY, status=False, reason=reason, message=message,
+        generation=generation, now=now,
+    )  # fmt: skip
+    return {"conditions": conditions, "observedGeneration": generation}
+
+
+def ready_message(result: RunResult) -> str:
+    if not result.succeeded:
+        return result.message or result.state.value
+    inserted = sum(s.inserted for s in result.sources)
+    updated = sum(s.updated for s in result.sources)
+    deleted = sum(s.deleted for s in result.sources)
+    unchanged = sum(s.unchanged for s in result.sources)
+    return (
+        f"Synced {len(result.sources)} sources in {result.seconds:.1f}s: {inserted} inserted, "
+        f"{updated} updated, {deleted} deleted, {unchanged} unchanged"
+    )
+
+
+def source_summary(result: RunResult) -> str:
+    ok = sum(1 for s in result.sources if s.state is SourceState.SUCCEEDED)
+    return f"{ok}/{len(result.sources)} succeeded"
+
+
+def _history(status: Status, result: RunResult, *, limit: int) -> list[dict[str, Any]]:
+    entry = {
+        "startedAt": cond.rfc3339(result.started_at),
+        "finishedAt": cond.rfc3339(result.finished_at),
+        "trigger": result.trigger,
+        "result": result.state.value,
+        "seconds": result.seconds,
+        "rowsWritten": result.rows_written,
+    }
+    if result.message:
+        entry["message"] = result.message
+    previous = [h for h in (status.get("history") or []) if isinstance(h, dict)]
+    return [entry, *previous][:limit]
+
+
+STALL_REASONS = ("InvalidSpec", "MissingCredentials")
+
+
+def cleared_stall(status: Status, *, generation: int | None, now: datetime) -> Status:
+    """The stalling problem is gone but no run is due yet: drop Stalled, say what happens next."""
+    conditions = cond.remove_condition(list(status.get("conditions") or []), cond.STALLED)
+    ready = cond.find(conditions, cond.READY)
+    if ready is not None and ready.get("reason") in STALL_REASONS:
+        conditions = cond.set_condition(
+            conditions, type=cond.READY, status=False, reason="Waiting",
+            message="the problem is fixed; waiting for the next run", generation=generation, now=now,
+        )  # fmt: skip
+    return {"conditions": conditions}
+
+
+def not_ready(
+    status: Status, *, reason: str, message: str, generation: int | None, now: datetime
+) -> Status:
+    """A run could not even start or finish (database down, API refused): Ready=False, retried."""
+    conditions = cond.remove_condition(list(status.get("conditions") or []), cond.RECONCILING)
+    conditions = cond.set_condition(
+        conditions, type=cond.READY, status=False, reason=reason, message=message,
+        generation=generation, now=now,
+    )  # fmt: skip
+    return {"conditions": conditions}

@@ -1,0 +1,104 @@
+"""Streaming pages into a staged merge, then judging deletions: the loop every source shares (syncing layer)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
+from datetime import datetime
+from typing import Any, Protocol
+
+import asyncpg
+
+from inventory_sync.results import SourceOutcome
+from inventory_sync.store.merging import ScopeMerge, WalkShape
+from inventory_sync.store.tables import TableSpec
+from inventory_sync.syncing.progress import ProgressListener
+
+#: Re-asks the upstream about ids the walk missed; returns the items that still exist.
+Confirm = Callable[[Sequence[str]], Awaitable[list[dict[str, Any]]]]
+
+
+class Paged(Protocol):
+    """What the loop needs of a page: its items (each with a string `id`) and, when the
+    upstream reports one, the total it claims for the whole walk."""
+
+    @property
+    def items(self) -> Sequence[Any]: ...
+
+    @property
+    def total(self) -> int | None: ...
+
+
+async def stream_into_scope(
+    pages: AsyncGenerator[Paged, None],
+    *,
+    pool: asyncpg.Pool,
+    spec: TableSpec,
+    scope: str,
+    outcome: SourceOutcome,
+    progress: ProgressListener,
+    now: datetime,
+    confirm_absent: Confirm | None = None,
+) -> None:
+    """Merge every page of one walk into `scope`, then soft-delete what vanished, if it may.
+
+    Counts land in `outcome` as pages merge. A page that fails raises out of here before the
+    deletion step, so a partial walk deletes nothing; an inconsistent one (items without id,
+    duplicates, a moving total, ids still present upstream) says why in `deletion_skipped`.
+    """
+    totals: set[int] = set()
+    # aclosing: a failed merge must stop the page fetchers now, not when garbage-collected.
+    async with (
+        aclosing(pages) as walk,
+        pool.acquire() as connection,
+        ScopeMerge(connection, spec=spec, workspace_id=scope, now=now) as merge,
+    ):
+        try:
+            async for page in walk:
+                outcome.fetched += len(page.items)
+                if page.total is not None:
+                    totals.add(page.total)
+                await merge.merge_page(page.items)
+                _copy_merge_counts(merge, outcome)
+                progress.page_merged(outcome, total=max(totals) if totals else None)
+        finally:
+            _copy_merge_counts(merge, outcome)
+        # Only a walk that ended normally reaches this point: a failed page raised above,
+        # so a partial fetch never deletes anything.
+        shape = await merge.walk_shape()
+        reason = _inconsistency(shape, totals, rejected=merge.counts.rejected)
+        missing = await merge.missing_ids() if reason is None else []
+        if missing and confirm_absent is not None:
+            present = {item.get("id") for item in await confirm_absent(missing)}
+            still_there = [i for i in missing if i in present]
+            if still_there:
+                reason = (
+                    f"{len(still_there)} items missing from the walk still exist upstream "
+                    "(items shifted between pages)"
+                )
+        if reason is not None:
+            outcome.deletion_skipped = reason
+            return
+        outcome.deleted = await merge.mark_deleted(missing)
+
+
+def _inconsistency(shape: WalkShape, totals: set[int], *, rejected: int) -> str | None:
+    """Why this walk cannot be trusted to say what is gone, or None when it can."""
+    if rejected:
+        return f"{rejected} items had no id"
+    if shape.delivered != shape.distinct:
+        return f"{shape.delivered - shape.distinct} duplicate items: items shifted between pages"
+    if len(totals) > 1:
+        return f"total changed during the walk ({min(totals)}..{max(totals)})"
+    if totals and shape.distinct != next(iter(totals)):
+        return f"walk delivered {shape.distinct} of {next(iter(totals))} items"
+    return None
+
+
+def _copy_merge_counts(merge: ScopeMerge, outcome: SourceOutcome) -> None:
+    counts = merge.counts
+    outcome.inserted = counts.inserted
+    outcome.updated = counts.updated
+    outcome.unchanged = counts.unchanged
+    outcome.errors = counts.rejected
+    outcome.unresolved_links = counts.unresolved_links

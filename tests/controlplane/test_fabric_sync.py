@@ -1,0 +1,475 @@
+"""Fabric sync against a real kube-apiserver and PostgreSQL: Hedgehog objects listed page by page into fabric_objects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import yaml
+from localcluster import ClusterInfo, apply_and_wait_established
+
+from inventory_sync.errors import CredentialsError, KubeConfigError
+from inventory_sync.kube import KubeClient, KubeConnection
+from inventory_sync.models import DEFAULT_FABRIC_KINDS, FabricSpec, parse_fabric_spec
+from inventory_sync.results import RunResult, RunState, SourceState
+from inventory_sync.store import inspection
+from inventory_sync.store.runs import ResourceIdentity
+from inventory_sync.syncing.fabric import NOT_INSTALLED, fabric_connection, run_fabric_sync
+
+pytestmark = pytest.mark.controlplane
+
+HEDGEHOG_CRDS = Path(__file__).parent / "hedgehog_crds"
+WIRING = "wiring.githedgehog.com"
+VPC = "vpc.githedgehog.com"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+# What `hedgehog_objects` creates per kind: 5 switches over 3 pages of 2 exercises `continue`.
+COUNTS = {
+    "Switch": 5,
+    "Server": 3,
+    "Connection": 4,
+    "SwitchGroup": 1,
+    "VLANNamespace": 1,
+    "VPC": 2,
+    "VPCAttachment": 2,
+    "VPCPeering": 1,
+    "IPv4Namespace": 1,
+    "External": 1,
+    "ExternalAttachment": 1,
+    "ExternalPeering": 1,
+}
+GROUPS = {ref.kind: ref.group for ref in DEFAULT_FABRIC_KINDS}
+
+
+@pytest.fixture(scope="session")
+def hedgehog_crds(control_plane: ClusterInfo) -> ClusterInfo:
+    """The test stand-ins for Hedgehog's CRDs, applied once and visible in discovery."""
+    apply_and_wait_established(control_plane, HEDGEHOG_CRDS)
+    deadline = time.monotonic() + 30
+    for group, kind in ((WIRING, "VLANNamespace"), (VPC, "ExternalPeering")):
+        while True:  # Established can precede the discovery document by a moment
+            status, body = control_plane.request(
+                "GET", f"/apis/{group}/v1beta1", token=control_plane.admin_token
+            )
+            if status == 200 and any(r["kind"] == kind for r in body["resources"]):
+                break
+            assert time.monotonic() < deadline, f"{group} never appeared in discovery"
+            time.sleep(0.2)
+    return control_plane
+
+
+@pytest.fixture
+async def admin(control_plane: ClusterInfo) -> AsyncIterator[KubeClient]:
+    connection = KubeConnection.from_kubeconfig_file(control_plane.admin_kubeconfig)
+    async with KubeClient(connection) as client:
+        yield client
+
+
+@pytest.fixture
+def fabric(test_namespace: str) -> ResourceIdentity:
+    return ResourceIdentity(
+        kind="Fabric", namespace=test_namespace, name="fabric-a", uid=str(uuid.uuid4())
+    )
+
+
+def hedgehog_object(kind: str, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUPS[kind]}/v1beta1",
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"fabric.githedgehog.com/rack": "rack-1", "kind": kind.lower()},
+        },
+        "spec": spec or {"description": f"{kind} {name}"},
+    }
+
+
+def apply(info: ClusterInfo, objects: list[dict[str, Any]]) -> None:
+    # Client-side apply: each object gets the last-applied annotation the sync must drop.
+    manifest = {"apiVersion": "v1", "kind": "List", "items": objects}
+    info.kubectl_run("apply", "-f", "-", stdin=json.dumps(manifest))
+
+
+def hedgehog_objects(namespace: str) -> list[dict[str, Any]]:
+    objects = [
+        hedgehog_object(kind, namespace, f"{kind.lower()}-{n}")
+        for kind, count in COUNTS.items()
+        for n in range(count)
+        if kind != "Switch"
+    ]
+    objects += [
+        hedgehog_object(
+            "Switch", namespace, f"leaf-{n}", role="server-leaf", asn=65100 + n, ports=[1, 2]
+        )
+        for n in range(COUNTS["Switch"])
+    ]
+    return objects
+
+
+def spec_for(namespaces: list[str], **fields: Any) -> FabricSpec:
+    return parse_fabric_spec({"interval": "5m", "namespaces": namespaces, "pageSize": 2, **fields})
+
+
+async def sync(
+    spec: FabricSpec, fabric: ResourceIdentity, client: KubeClient, pool: asyncpg.Pool
+) -> RunResult:
+    return await run_fabric_sync(spec, fabric=fabric, client=client, pool=pool, trigger="test")
+
+
+async def rows(pool: asyncpg.Pool, where: str = "true", *args: Any) -> dict[str, asyncpg.Record]:
+    found = await pool.fetch(f"SELECT * FROM fabric_objects WHERE {where} ORDER BY name", *args)
+    return {f"{r['kind']}/{r['name']}": r for r in found}
+
+
+async def test_first_sync_stores_every_object_with_its_columns(
+    hedgehog_crds: ClusterInfo,
+    test_namespace: str,
+    fabric: ResourceIdentity,
+    admin: KubeClient,
+    pool: asyncpg.Pool,
+) -> None:
+    apply(hedgehog_crds, hedgehog_objects(test_namespace))
+
+    result = await sync(spec_for([test_namespace]), fabric, admin, pool)
+
+    assert result.state is RunState.SUCCEEDED, result.message
+    outcomes = {o.name: o for o in result.sources}
+    assert set(outcomes) == set(COUNTS)
+    for kind, count in COUNTS.items():
+        outcome = outcomes[kind]
+        assert outcome.state is SourceState.SUCCEEDED
+        assert outcome.kind == f"{GROUPS[kind]}/v1beta1"
+        assert (outcome.fetched, outcome.inserted, outcome.deleted) == (count, count, 0), kind
+        assert outcome.deletion_skipped is None
+    stored = await rows(pool, "fabric_uid = $1", fabric.uid)
+    assert len(stored) == sum(COUNTS.values())
+    leaf = stored["Switch/leaf-3"]
+    assert (leaf["api_group"], leaf["api_version"], leaf["kind"]) == (
+        WIRING,
+        f"{WIRING}/v1beta1",
+        "Switch",
+    )
+    assert (leaf["namespace"], leaf["fabric_namespace"], leaf["fabric_name"]) == (
+        test_namespace,
+        test_namespace,
+        "fabric-a",
+    )
+    assert leaf["scope"] == f"{fabric.uid}/{WIRING}/Switch"
+    assert json.loads(leaf["labels"]) == {
+        "fabric.githedgehog.com/rack": "rack-1",
+        "kind": "switch",
+    }
+    assert json.loads(leaf["spec"]) == {"role": "server-leaf", "asn": 65103, "ports": [1, 2]}
+    assert leaf["status"] is None
+    assert leaf["resource_version"]
+    assert leaf["deleted_at"] is None
+    data = json.loads(leaf["data"])
+    assert data["id"] == leaf["id"] == data["metadata"]["uid"]
+    assert data["resourceVersion"] == leaf["resource_version"]
+    # Volatile metadata never reaches `data`: it would make every sync an update.
+    assert "managedFields" not in data["metadata"]
+    assert "resourceVersion" not in data["metadata"]
+    assert LAST_APPLIED not in data["metadata"].get("annotations", {})
+    assert stored["VPCPeering/vpcpeering-0"]["api_group"] == VPC
+
+
+async def test_a_second_sync_without_changes_writes_no_rows(
+    hedgehog_crds: ClusterInfo,
+    test_namespace: str,
+    fabric: ResourceIdentity,
+    admin: KubeClient,
+    pool: asyncpg.Pool,
+) -> None:
+    objects = hedgehog_objects(test_namespace)
+    apply(hedgehog_crds, objects)
+    spec = spec_for([test_namespace])
+    await sync(spec, fabric, admin, pool)
+    path = f"/apis/{WIRING}/v1beta1/namespaces/{test_namespace}/switches/leaf-0"
+    before = await admin.get(path)
+    # A second field manager re-applies identical content: only managedFields and the
+    # resourceVersion move, which must not count as a change.
+    leaf = next(o for o in objects if o["metadata"]["name"] == "leaf-0")
+    hedgehog_crds.kubectl_run(
+        "apply", "--server-side", "--field-manager=gitops", "--force-conflicts", "-f", "-",
+        stdin=json.dumps(leaf),
+    )  # fmt: skip
+    after = await admin.get(path)
+    assert before is not None
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"]
+    marker = await inspection.write_marker(pool)
+
+    again = await sync(spec, fabric, admin, pool)
+
+    assert again.state is RunState.SUCCEEDED
+    assert await inspection.rows_written_since(pool, marker) == 0
+    assert again.rows_written == 0
+    assert all(o.unchanged == o.fetched == COUNTS[o.name] for o in again.sources)
+
+
+async def test_deleted_objects_are_soft_deleted_and_changes_updated(
+    hedgehog_crds: ClusterInfo,
+    test_namespace: str,
+    fabric: ResourceIdentity,
+    admin: KubeClient,
+    pool: asyncpg.Pool,
+) -> None:
+    apply(hedgehog_crds, hedgehog_objects(test_namespace))
+    spec = spec_for([test_namespace])
+    first = await sync(spec, fabric, admin, pool)
+    ns = ["-n", test_namespace]
+    hedgehog_crds.kubectl_run("delete", f"switches.{WIRING}", "leaf-0", *ns)
+    hedgehog_crds.kubectl_run(
+        "patch", f"switches.{WIRING}", "leaf-1", *ns, "--type=merge", "-p", '{"spec":{"asn":1}}'
+    )
+    await admin.patch_status(
+        group=VPC,
+        version="v1beta1",
+        plural="vpcs",
+        namespace=test_namespace,
+        name="vpc-0",
+        patch={"status": {"applied": {"gen": 1}}},
+    )
+
+    second = await sync(spec, fabric, admin, pool)
+
+    switch, vpc = second.source("Switch"), second.source("VPC")
+    assert (switch.fetched, switch.updated, switch.deleted, switch.unchanged) == (4, 1, 1, 3)
+    assert (vpc.updated, vpc.unchanged) == (1, 1)
+    stored = await rows(pool, "fabric_uid = $1", fabric.uid)
+    assert stored["Switch/leaf-0"]["deleted_at"] == second.started_at
+    assert json.loads(stored["Switch/leaf-1"]["spec"])["asn"] == 1
+    assert stored["Switch/leaf-1"]["changed_at"] == second.started_at
+    assert stored["Switch/leaf-2"]["changed_at"] == first.started_at
+    assert json.loads(stored["VPC/vpc-0"]["status"]) == {"applied": {"gen": 1}}
+    current = {
+        r["name"]: r
+        for r in await pool.fetch(
+            "SELECT name, last_seen FROM fabric_objects_current WHERE scope = $1",
+            f"{fabric.uid}/{WIRING}/Switch",
+        )
+    }
+    assert sorted(current) == ["leaf-1", "leaf-2", "leaf-3", "leaf-4"]
+    assert {r["last_seen"] for r in current.values()} == {second.started_at}
+
+
+async def test_a_kind_without_its_crd_is_skipped_and_the_run_succeeds(
+    hedgehog_crds: ClusterInfo,
+    test_namespace: str,
+    fabric: ResourceIdentity,
+    admin: KubeClient,
+    pool: asyncpg.Pool,
+) -> None:
+    apply(hedgehog_crds, [hedgehog_object("Switch", test_namespace, "leaf-0")])
+    spec = spec_for(
+        [test_namespace],
+        kinds=[
+            {"group": WIRING, "kind": "Switch"},
+            {"group": "agent.githedgehog.com", "kind": "Agent"},  # group not served
+            {"group": WIRING, "kind": "SwitchProfile"},  # group served, kind not
+        ],
+    )
+
+    result = await sync(spec, fabric, admin, pool)
+
+    assert result.state is RunState.SUCCEEDED
+    assert result.message is None
+    states = {o.name: (o.state, o.message) for o in result.sources}
+    assert states == {
+        "Switch": (SourceState.SUCCEEDED, None),
+        "Agent": (SourceState.SKIPPED, NOT_INSTALLED),
+        "SwitchProfile": (SourceState.SKIPPED, NOT_INSTALLED),
+    }
+    assert result.source("Agent").kind == "agent.githedgehog.com/v1beta1"
+
+
+async def test_namespaces_restrict_the_listing(
+    hedgehog_crds: ClusterInfo,
+    test_namespace: str,
+    fabric: ResourceIdentity,
+    admin: KubeClient,
+    pool: asyncpg.Pool,
+) -> None:
+    other = f"{test_namespace}-b"
+    hedgehog_crds.kubectl_run("create", "namespace", other)
+    apply(
+        hedgehog_crds,
+        [hedgehog_object("Switch", test_namespace, f"a-{n}") for n in range(3)]
+        + [hedgehog_object("Switch", other, f"b-{n}") for n in range(2)],
+    )
+    kinds = [{"group": WIRING, "kind": "Switch"}]
+
+    only_a = await sync(spec_for([test_namespace], kinds=kinds), fabric, admin, pool)
+
+    assert only_a.source("Switch").fetched == 3
+    stored = await rows(pool)
+    assert sorted(stored) == ["Switch/a-0", "Switch/a-1", "Switch/a-2"]
+
+    # Empty means every namespace (other tests' namespaces included, hence the filter).
+    everywhere = await sync(spec_for([], kinds=kinds), fabric, admin, pool)
+
+    assert everywhere.state is RunState.SUCCEEDED
+    mine = await rows(pool, "namespace = ANY($1) AND deleted_at IS NULL", [test_namespace, other])
+    assert sorted(mine) == ["Switch/a-0", "Switch/a-1", "Switch/a-2", "Switch/b-0", "Switch/b-1"]
+    assert everywhere.source("Switch").unchanged >= 3
+
+
+class ExpiringContinue(httpx.AsyncBaseTransport):
+    """The real API server, except that every continued list of `plural` answers 410 Gone,
+    as it does once etcd compacted the snapshot a continue token points into."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, plural: str) -> None:
+        self.inner, self.plural = inner, plural
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if "continue" in request.url.params and request.url.path.endswith(f"/{self.plural}"):
+            status = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410}
+            return httpx.Response(410, json=status)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_an_expired_continue_token_fails_the_kind_and_deletes_nothing(
+    hedgehog_crds: ClusterInfo,
+    test_namespace: str,
+    fabric: ResourceIdentity,
+    admin: KubeClient,
+    pool: asyncpg.Pool,
+) -> None:
+    apply(hedgehog_crds, hedgehog_objects(test_namespace))
+    spec = spec_for([test_namespace])
+    await sync(spec, fabric, admin, pool)
+    hedgehog_crds.kubectl_run("delete", f"switches.{WIRING}", "leaf-4", "-n", test_namespace)
+    connection = admin.connection
+    transport = ExpiringContinue(
+        httpx.AsyncHTTPTransport(verify=connection.ssl_context()), "switches"
+    )
+
+    async with KubeClient(connection, transport=transport) as expiring:
+        result = await sync(spec, fabric, expiring, pool)
+
+    assert result.state is RunState.FAILED
+    switch = result.source("Switch")
+    assert switch.state is SourceState.FAILED
+    assert "410" in (switch.message or "")
+    assert switch.deleted == 0
+    assert result.message is not None
+    assert result.message.startswith("Switch: ")
+    assert all(o.state is SourceState.SUCCEEDED for o in result.sources if o.name != "Switch")
+    stored = await rows(pool, "fabric_uid = $1 AND kind = 'Switch'", fabric.uid)
+    assert stored["Switch/leaf-4"]["deleted_at"] is None  # a partial list deletes nothing
+
+
+async def test_the_operator_identity_needs_list_rights_where_it_lists(
+    hedgehog_crds: ClusterInfo,
+    test_namespace: str,
+    fabric: ResourceIdentity,
+    pool: asyncpg.Pool,
+) -> None:
+    apply(hedgehog_crds, [hedgehog_object("Switch", test_namespace, "leaf-0")])
+    ns, sa = hedgehog_crds.operator_namespace, hedgehog_crds.operator_service_account
+    meta = {"name": "fabric-reader", "namespace": test_namespace}
+    apply(
+        hedgehog_crds,
+        [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": meta,
+                "rules": [{"apiGroups": [WIRING, VPC], "resources": ["*"], "verbs": ["list"]}],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": meta,
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "fabric-reader",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+            },
+        ],
+    )
+    path = f"/apis/{WIRING}/v1beta1/namespaces/{test_namespace}/switches"
+    deadline = time.monotonic() + 15
+    while hedgehog_crds.request("GET", path)[0] == 403:  # the RBAC cache catches up
+        assert time.monotonic() < deadline, "RoleBinding never took effect"
+        await asyncio.sleep(0.1)
+    connection = KubeConnection.from_kubeconfig_file(hedgehog_crds.operator_kubeconfig)
+    kinds = [{"group": WIRING, "kind": "Switch"}, {"group": VPC, "kind": "VPC"}]
+
+    async with KubeClient(connection) as operator:
+        granted = await sync(spec_for([test_namespace], kinds=kinds), fabric, operator, pool)
+        everywhere = await sync(spec_for([], kinds=kinds), fabric, operator, pool)
+
+    assert granted.state is RunState.SUCCEEDED, granted.message
+    assert granted.source("Switch").inserted == 1
+    assert everywhere.state is RunState.FAILED
+    assert everywhere.source("Switch").message == (
+        f"forbidden: cannot list switches at cluster scope (API group {WIRING})"
+    )
+    assert everywhere.source("VPC").message == (
+        f"forbidden: cannot list vpcs at cluster scope (API group {VPC})"
+    )
+
+
+def kubeconfig_secrets(info: ClusterInfo, namespace: str) -> list[dict[str, Any]]:
+    """`fabric-a`: the admin kubeconfig; `sneaky`: one pointing at the operator's own token."""
+    kubeconfig = Path(info.admin_kubeconfig).read_text()
+    sneaky = yaml.safe_load(kubeconfig)
+    sneaky["users"][0]["user"] = {
+        "tokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "stringData": {"kubeconfig": text},
+        }
+        for name, text in (("fabric-a", kubeconfig), ("sneaky", yaml.safe_dump(sneaky)))
+    ]
+
+
+async def test_a_fabric_reached_through_a_kubeconfig_secret(
+    hedgehog_crds: ClusterInfo,
+    test_namespace: str,
+    fabric: ResourceIdentity,
+    admin: KubeClient,
+    pool: asyncpg.Pool,
+) -> None:
+    apply(hedgehog_crds, [hedgehog_object("Switch", test_namespace, "leaf-0")])
+    apply(hedgehog_crds, kubeconfig_secrets(hedgehog_crds, test_namespace))
+    kinds = [{"group": WIRING, "kind": "Switch"}]
+    spec = spec_for([test_namespace], kinds=kinds, kubeconfigSecretRef={"name": "fabric-a"})
+
+    remote = await fabric_connection(spec, namespace=test_namespace, local=admin)
+    async with KubeClient(remote) as client:
+        result = await sync(spec, fabric, client, pool)
+
+    assert result.state is RunState.SUCCEEDED, result.message
+    assert result.source("Switch").inserted == 1
+    assert (await fabric_connection(spec_for([]), namespace=test_namespace, local=admin)) is (
+        admin.connection
+    )
+    for ref, error, message in (
+        ({"name": "absent"}, CredentialsError, "not found"),
+        ({"name": "fabric-a", "key": "config"}, CredentialsError, "has no key 'config'"),
+        ({"name": "sneaky"}, KubeConfigError, "local file \\(tokenFile\\)"),
+    ):
+        with pytest.raises(error, match=message):
+            await fabric_connection(
+                spec_for([], kubeconfigSecretRef=ref), namespace=test_namespace, local=admin
+            )

@@ -1,0 +1,395 @@
+"""The operator against a real kube-apiserver with RBAC, real PostgreSQL and the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from inventory_sync.kube import KubeClient, KubeConnection
+from inventory_sync.models import GROUP, VERSION
+from inventory_sync.simulator import FaultRule, SimulatorConfig, ThreadedSimulator, start_in_thread
+
+from .harness import OperatorProcess, ShiftableClock, condition, eventually
+
+pytestmark = pytest.mark.controlplane
+
+REPO_RBAC = "manifests/rbac.yaml"
+SECRET = "glp-credentials"
+
+
+@pytest.fixture(scope="session")
+def operator_rbac(control_plane: Any) -> None:
+    """Exactly the RBAC in manifests/: the operator gets no more than users will grant it."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    kubectl = [control_plane.kubectl, "--kubeconfig", control_plane.admin_kubeconfig]
+    subprocess.run(
+        [*kubectl, "create", "namespace", control_plane.operator_namespace],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    subprocess.run(
+        [*kubectl, "apply", "-f", str(repo / REPO_RBAC)], check=True, capture_output=True
+    )
+
+
+@pytest.fixture
+def simulator() -> Iterator[ThreadedSimulator]:
+    with start_in_thread(SimulatorConfig.small(scale=0.01)) as running:
+        yield running
+
+
+@pytest.fixture
+async def admin(control_plane: Any) -> AsyncIterator[KubeClient]:
+    client = KubeClient(KubeConnection.from_kubeconfig_file(control_plane.admin_kubeconfig))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def clock() -> ShiftableClock:
+    return ShiftableClock()
+
+
+@pytest.fixture
+def operator(
+    control_plane: Any, operator_rbac: None, database_url: str, clock: ShiftableClock
+) -> Iterator[Any]:
+    """Start the operator as its ServiceAccount; the factory form allows restarts in a test."""
+    connection = KubeConnection.from_kubeconfig_file(control_plane.operator_kubeconfig)
+    started: list[OperatorProcess] = []
+
+    def start() -> OperatorProcess:
+        process = OperatorProcess(connection=connection, database_url=database_url, clock=clock)
+        started.append(process.start())
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def path(namespace: str, plural: str = "syncschedules", name: str | None = None) -> str:
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}"
+    return f"{base}/{name}" if name else base
+
+
+def schedule(simulator: ThreadedSimulator, name: str = "inventory", **spec: Any) -> dict[str, Any]:
+    connection = {
+        "workspaceId": "3f1c2a4e-demo-workspace",
+        "endpoint": simulator.url,
+        "tokenUrl": simulator.token_url,
+        "credentialsSecretRef": {"name": SECRET},
+    }
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SyncSchedule",
+        "metadata": {"name": name},
+        "spec": {
+            "interval": "15m",
+            "sources": [
+                {"name": "subscriptions", "greenlake": {"resource": "subscriptions", **connection}},
+                {"name": "devices", "greenlake": {"resource": "devices", **connection}},
+                {"name": "central", "arubaCentral": dict(connection)},
+            ],
+            **spec,
+        },
+    }
+
+
+async def create_secret(admin: KubeClient, namespace: str, simulator: ThreadedSimulator) -> None:
+    client_id, client_secret = simulator.state.credentials()
+    await admin.create(
+        f"/api/v1/namespaces/{namespace}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": SECRET},
+            "stringData": {"client_id": client_id, "client_secret": client_secret},
+        },
+    )
+
+
+async def ready(
+    admin: KubeClient,
+    namespace: str,
+    name: str = "inventory",
+    *,
+    status: str = "True",
+    generation: int | None = None,
+) -> dict[str, Any] | None:
+    body = await admin.get(path(namespace, name=name))
+    found = condition(body, "Ready")
+    if (
+        found
+        and found["status"] == status
+        and (
+            generation is None
+            or (body or {}).get("status", {}).get("observedGeneration") == generation
+        )
+    ):
+        return body
+    return None
+
+
+async def runs_of(database_url: str, uid: str) -> list[dict[str, Any]]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT trigger, state FROM sync_runs WHERE resource_uid = $1 ORDER BY id", uid
+        )
+    finally:
+        await connection.close()
+    return [dict(r) for r in rows]
+
+
+async def test_a_new_schedule_runs_and_becomes_ready_with_its_status(
+    operator: Any, admin: KubeClient, test_namespace: str, simulator: ThreadedSimulator
+) -> None:
+    await create_secret(admin, test_namespace, simulator)
+    operator()
+    created = await admin.create(path(test_namespace), schedule(simulator))
+
+    body = await eventually(lambda: ready(admin, test_namespace), what="Ready=True")
+
+    status = body["status"]
+    assert status["observedGeneration"] == created["metadata"]["generation"]
+    assert status["syncStatus"] == "InSync"
+    assert status["lastSyncTime"] == status["lastSuccessfulSyncTime"]
+    assert status["nextSyncTime"] > status["lastSyncTime"]
+    assert [s["name"] for s in status["sources"]] == ["subscriptions", "devices", "central"]
+    assert all(s["state"] == "Succeeded" for s in status["sources"])
+    assert status["sourceSummary"] == "3/3 succeeded"
+    assert condition(body, "Reconciling") is None
+    assert condition(body, "Stalled") is None
+    assert body["spec"] == created["spec"]  # the operator never writes spec
+    assert "kopf" not in str(status)
+
+
+async def test_no_run_before_due_and_a_run_after(
+    operator: Any, admin: KubeClient, test_namespace: str, simulator: ThreadedSimulator,
+    clock: ShiftableClock, database_url: str,
+) -> None:  # fmt: skip
+    await create_secret(admin, test_namespace, simulator)
+    operator()
+    created = await admin.create(path(test_namespace), schedule(simulator))
+    uid = created["metadata"]["uid"]
+    await eventually(lambda: ready(admin, test_namespace), what="first run")
+
+    await asyncio.sleep(3)  # three ticks: nothing is due
+    assert len(await runs_of(database_url, uid)) == 1
+
+    clock.advance(timedelta(minutes=15, seconds=1))
+    runs = await eventually(
+        lambda: _at_least(runs_of(database_url, uid), 2), what="the scheduled run"
+    )
+    assert runs[1]["trigger"] == "schedule"
+
+
+async def _at_least(rows: Any, n: int) -> list[dict[str, Any]] | None:
+    found = await rows
+    return found if len(found) >= n and all(r["state"] != "Running" for r in found) else None
+
+
+async def test_a_restart_causes_no_extra_run(
+    operator: Any,
+    admin: KubeClient,
+    test_namespace: str,
+    simulator: ThreadedSimulator,
+    database_url: str,
+) -> None:
+    await create_secret(admin, test_namespace, simulator)
+    first = operator()
+    created = await admin.create(path(test_namespace), schedule(simulator))
+    await eventually(lambda: ready(admin, test_namespace), what="first run")
+    first.stop()
+
+    operator()
+    await asyncio.sleep(4)
+
+    assert len(await runs_of(database_url, created["metadata"]["uid"])) == 1
+
+
+async def test_a_manual_trigger_runs_within_two_seconds_and_is_echoed(
+    operator: Any,
+    admin: KubeClient,
+    test_namespace: str,
+    simulator: ThreadedSimulator,
+    database_url: str,
+) -> None:
+    await create_secret(admin, test_namespace, simulator)
+    operator()
+    created = await admin.create(path(test_namespace), schedule(simulator))
+    await eventually(lambda: ready(admin, test_namespace), what="first run")
+
+    await admin.patch_merge(
+        path(test_namespace, name="inventory"),
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "manual-1"}}},
+    )
+
+    async def echoed() -> dict[str, Any] | None:
+        body = await admin.get(path(test_namespace, name="inventory"))
+        return (
+            body
+            if (body or {}).get("status", {}).get("lastHandledReconcileAt") == "manual-1"
+            else None
+        )
+
+    await eventually(echoed, within=10, what="lastHandledReconcileAt")
+    runs = await runs_of(database_url, created["metadata"]["uid"])
+    assert [r["trigger"] for r in runs] == ["startup", "manual"]
+
+
+async def test_suspend_stops_runs_and_resume_restarts_them(
+    operator: Any, admin: KubeClient, test_namespace: str, simulator: ThreadedSimulator,
+    clock: ShiftableClock, database_url: str,
+) -> None:  # fmt: skip
+    await create_secret(admin, test_namespace, simulator)
+    operator()
+    created = await admin.create(path(test_namespace), schedule(simulator))
+    uid = created["metadata"]["uid"]
+    await eventually(lambda: ready(admin, test_namespace), what="first run")
+
+    await admin.patch_merge(path(test_namespace, name="inventory"), {"spec": {"suspend": True}})
+
+    async def suspended_shown() -> dict[str, Any] | None:
+        body = await admin.get(path(test_namespace, name="inventory")) or {}
+        status = body.get("status", {})
+        return (
+            body
+            if status.get("observedGeneration") == 2 and status.get("nextSyncTime") is None
+            else None
+        )
+
+    await eventually(suspended_shown, what="suspension in status")
+    clock.advance(timedelta(hours=1))
+    await asyncio.sleep(3)
+    assert len(await runs_of(database_url, uid)) == 1
+
+    await admin.patch_merge(path(test_namespace, name="inventory"), {"spec": {"suspend": False}})
+    runs = await eventually(
+        lambda: _at_least(runs_of(database_url, uid), 2), what="run after resume"
+    )
+    assert runs[1]["trigger"] in ("spec-change", "schedule")
+
+
+async def test_a_spec_change_runs_and_observed_generation_follows(
+    operator: Any, admin: KubeClient, test_namespace: str, simulator: ThreadedSimulator
+) -> None:
+    await create_secret(admin, test_namespace, simulator)
+    operator()
+    await admin.create(path(test_namespace), schedule(simulator))
+    await eventually(lambda: ready(admin, test_namespace), what="first run")
+
+    changed = await admin.patch_merge(
+        path(test_namespace, name="inventory"), {"spec": {"interval": "30m"}}
+    )
+    generation = changed["metadata"]["generation"]
+
+    body = await eventually(
+        lambda: ready(admin, test_namespace, generation=generation), what="observedGeneration"
+    )
+    assert condition(body, "Ready")["observedGeneration"] == generation  # type: ignore[index]
+    assert body["status"]["history"][0]["trigger"] == "spec-change"
+
+
+async def test_a_missing_secret_stalls_naming_it_then_recovers(
+    operator: Any, admin: KubeClient, test_namespace: str, simulator: ThreadedSimulator
+) -> None:
+    operator()
+    await admin.create(path(test_namespace), schedule(simulator))
+
+    async def stalled() -> dict[str, Any] | None:
+        found = condition(await admin.get(path(test_namespace, name="inventory")), "Stalled")
+        return found if found and found["status"] == "True" else None
+
+    found = await eventually(stalled, what="Stalled")
+    assert found["reason"] == "MissingCredentials"
+    assert f"Secret {test_namespace}/{SECRET} not found" in found["message"]
+
+    await create_secret(admin, test_namespace, simulator)
+    body = await eventually(lambda: ready(admin, test_namespace), what="recovery")
+    assert condition(body, "Stalled") is None
+
+
+async def test_an_upstream_failure_is_not_ready_with_a_reason_and_an_event_then_recovers(
+    operator: Any, admin: KubeClient, test_namespace: str, simulator: ThreadedSimulator,
+    clock: ShiftableClock,
+) -> None:  # fmt: skip
+    await create_secret(admin, test_namespace, simulator)
+    simulator.state.faults.replace(
+        [FaultRule(kind="status", status=503, route="/devices/v1/devices", count=None)]
+    )
+    operator()
+    await admin.create(path(test_namespace), schedule(simulator))
+
+    async def failed() -> dict[str, Any] | None:
+        body = await admin.get(path(test_namespace, name="inventory"))
+        found = condition(body, "Ready")
+        return body if found and found["reason"] == "SyncFailed" else None
+
+    body = await eventually(failed, within=60, what="Ready=False after the failed run")
+    ready_condition = condition(body, "Ready")
+    assert ready_condition is not None
+    assert ready_condition["reason"] == "SyncFailed"
+    assert "devices" in ready_condition["message"]
+    assert body["status"]["syncStatus"] == "Error"
+
+    async def warning_event() -> list[dict[str, Any]] | None:
+        events = await admin.get(f"/api/v1/namespaces/{test_namespace}/events") or {}
+        found = [
+            e
+            for e in events.get("items", [])
+            if e.get("type") == "Warning" and e.get("reason") == "SyncFailed"
+        ]
+        return found or None
+
+    events = await eventually(warning_event, what="a Warning Event")
+    assert events[0]["involvedObject"]["name"] == "inventory"
+
+    simulator.state.faults.replace([])
+    clock.advance(timedelta(minutes=1))  # past the failure backoff
+    await eventually(lambda: ready(admin, test_namespace), within=30, what="recovery")
+
+
+async def test_deleting_a_resource_while_its_run_is_in_flight_does_not_hang(
+    operator: Any,
+    admin: KubeClient,
+    test_namespace: str,
+    simulator: ThreadedSimulator,
+    database_url: str,
+) -> None:
+    await create_secret(admin, test_namespace, simulator)
+    simulator.state.faults.replace(
+        [FaultRule(kind="delay", route="/network-monitoring/*", delay_seconds=30, count=None)]
+    )
+    operator()
+    created = await admin.create(path(test_namespace), schedule(simulator))
+    await eventually(lambda: _reconciling(admin, test_namespace), what="a run in flight")
+
+    await admin.delete(path(test_namespace, name="inventory"))
+
+    async def gone() -> bool:
+        return await admin.get(path(test_namespace, name="inventory")) is None
+
+    await eventually(gone, within=5, what="deletion")
+    runs = await eventually(
+        lambda: _finished(database_url, created["metadata"]["uid"]), what="the run cancelled"
+    )
+    assert runs[0]["state"] == "Cancelled"
+
+
+async def _reconciling(admin: KubeClient, namespace: str) -> dict[str, Any] | None:
+    found = condition(await admin.get(path(namespace, name="inventory")), "Reconciling")
+    return found if found and found["status"] == "True" else None
+
+
+async def _finished(database_url: str, uid: str) -> list[dict[str, Any]] | None:
+    runs = await runs_of(database_url, uid)
+    return runs if runs and runs[0]["state"] != "Running" else None
