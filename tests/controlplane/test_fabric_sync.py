@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 import yaml
-from localcluster import ClusterInfo, apply_and_wait_established
+from localcluster import ClusterInfo
 
 from inventory_sync.errors import CredentialsError, KubeConfigError
 from inventory_sync.kube import KubeClient, KubeConnection
@@ -47,23 +47,6 @@ COUNTS = {
     "ExternalPeering": 1,
 }
 GROUPS = {ref.kind: ref.group for ref in DEFAULT_FABRIC_KINDS}
-
-
-@pytest.fixture(scope="session")
-def hedgehog_crds(control_plane: ClusterInfo) -> ClusterInfo:
-    """The test stand-ins for Hedgehog's CRDs, applied once and visible in discovery."""
-    apply_and_wait_established(control_plane, HEDGEHOG_CRDS)
-    deadline = time.monotonic() + 30
-    for group, kind in ((WIRING, "VLANNamespace"), (VPC, "ExternalPeering")):
-        while True:  # Established can precede the discovery document by a moment
-            status, body = control_plane.request(
-                "GET", f"/apis/{group}/v1beta1", token=control_plane.admin_token
-            )
-            if status == 200 and any(r["kind"] == kind for r in body["resources"]):
-                break
-            assert time.monotonic() < deadline, f"{group} never appeared in discovery"
-            time.sleep(0.2)
-    return control_plane
 
 
 @pytest.fixture

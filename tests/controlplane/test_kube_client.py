@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from pathlib import Path
 from typing import Any
 
 import pytest
-from localcluster import ClusterInfo, apply_and_wait_established
+from localcluster import ClusterInfo
 
 from inventory_sync.errors import (
     KubeConflict,
@@ -23,23 +21,7 @@ from inventory_sync.kube import MAX_EVENT_MESSAGE, KubeClient, KubeConnection, r
 
 pytestmark = pytest.mark.controlplane
 
-HEDGEHOG_CRDS = Path(__file__).parent / "hedgehog_crds"
 WIRING = "wiring.githedgehog.com"
-
-
-@pytest.fixture(scope="session")
-def hedgehog_crds(control_plane: ClusterInfo) -> ClusterInfo:
-    """The test stand-ins for Hedgehog's CRDs, applied once and visible in discovery."""
-    apply_and_wait_established(control_plane, HEDGEHOG_CRDS)
-    deadline = time.monotonic() + 30
-    while True:  # Established can precede the discovery document by a moment
-        status, body = control_plane.request(
-            "GET", f"/apis/{WIRING}/v1beta1", token=control_plane.admin_token
-        )
-        if status == 200 and any(r["kind"] == "Switch" for r in body["resources"]):
-            return control_plane
-        assert time.monotonic() < deadline, f"{WIRING} never appeared in discovery"
-        time.sleep(0.2)
 
 
 def apply(info: ClusterInfo, *objects: dict[str, Any]) -> None:

@@ -123,17 +123,13 @@ async def ready(
     *,
     status: str = "True",
     generation: int | None = None,
+    plural: str = "syncschedules",
 ) -> dict[str, Any] | None:
-    body = await admin.get(path(namespace, name=name))
+    """The body once Ready has `status` (and observedGeneration is `generation`), else None."""
+    body = await admin.get(path(namespace, plural, name))
     found = condition(body, "Ready")
-    if (
-        found
-        and found["status"] == status
-        and (
-            generation is None
-            or (body or {}).get("status", {}).get("observedGeneration") == generation
-        )
-    ):
+    observed = (body or {}).get("status", {}).get("observedGeneration")
+    if found and found["status"] == status and generation in (None, observed):
         return body
     return None
 
@@ -393,3 +389,119 @@ async def _reconciling(admin: KubeClient, namespace: str) -> dict[str, Any] | No
 async def _finished(database_url: str, uid: str) -> list[dict[str, Any]] | None:
     runs = await runs_of(database_url, uid)
     return runs if runs and runs[0]["state"] != "Running" else None
+
+
+async def fabric_rows(database_url: str, fabric_uid: str) -> dict[str, int]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            """SELECT kind, count(*) FILTER (WHERE deleted_at IS NULL) AS live,
+                      count(*) FILTER (WHERE deleted_at IS NOT NULL) AS deleted
+               FROM fabric_objects WHERE fabric_uid = $1 GROUP BY kind""",
+            fabric_uid,
+        )
+    finally:
+        await connection.close()
+    return {f"{r['kind']}:live": r["live"] for r in rows} | {
+        f"{r['kind']}:deleted": r["deleted"] for r in rows
+    }
+
+
+async def test_a_fabric_syncs_hedgehog_objects_through_the_operators_identity(
+    operator: Any, admin: KubeClient, test_namespace: str, hedgehog_crds: Any, database_url: str
+) -> None:
+    wiring = f"/apis/wiring.githedgehog.com/v1beta1/namespaces/{test_namespace}"
+    for n in range(3):
+        await admin.create(
+            f"{wiring}/switches",
+            {
+                "apiVersion": "wiring.githedgehog.com/v1beta1",
+                "kind": "Switch",
+                "metadata": {"name": f"leaf-{n}", "labels": {"rack": "r1"}},
+                "spec": {"role": "server-leaf", "asn": 65100 + n},
+            },
+        )
+    operator()
+    fabric = await admin.create(
+        path(test_namespace, "fabrics"),
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Fabric",
+            "metadata": {"name": "fab-a"},
+            "spec": {"interval": "5m", "namespaces": [test_namespace], "pageSize": 2},
+        },
+    )
+    uid = fabric["metadata"]["uid"]
+
+    body = await eventually(
+        lambda: ready(admin, test_namespace, "fab-a", plural="fabrics"), what="Fabric Ready"
+    )
+    kinds = {s["name"]: s for s in body["status"]["sources"]}
+    assert kinds["Switch"]["inserted"] == 3
+    assert kinds["VPC"]["state"] == "Succeeded"
+    assert (await fabric_rows(database_url, uid))["Switch:live"] == 3
+
+    await admin.delete(f"{wiring}/switches/leaf-1")
+    await admin.patch_merge(
+        path(test_namespace, "fabrics", "fab-a"),
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "after-delete"}}},
+    )
+
+    async def soft_deleted() -> dict[str, int] | None:
+        rows = await fabric_rows(database_url, uid)
+        return rows if rows.get("Switch:deleted") == 1 else None
+
+    rows = await eventually(soft_deleted, what="the deleted Switch soft-deleted")
+    assert rows["Switch:live"] == 2
+
+
+async def test_no_secret_value_reaches_logs_status_or_events(
+    operator: Any, admin: KubeClient, test_namespace: str, simulator: ThreadedSimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level("DEBUG")
+    await create_secret(admin, test_namespace, simulator)
+    simulator.state.faults.replace(  # an auth failure path too: errors must not echo secrets
+        [FaultRule(kind="status", status=503, route="/devices/v1/devices", count=None)]
+    )
+    operator()
+    await admin.create(path(test_namespace), schedule(simulator))
+    await eventually(
+        lambda: ready(admin, test_namespace, status="False"), within=60, what="a failed run"
+    )
+    simulator.state.faults.replace([])
+    await admin.patch_merge(
+        path(test_namespace, name="inventory"),
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "again"}}},
+    )
+    await eventually(lambda: ready(admin, test_namespace), within=30, what="a good run")
+
+    secret_values = [simulator.state.credentials()[1]]
+    secret_values += list(simulator.state.tokens._sessions)  # every bearer token issued
+    assert len(secret_values) >= 2
+    body = await admin.get(path(test_namespace, name="inventory"))
+    events = await admin.get(f"/api/v1/namespaces/{test_namespace}/events")
+    published = "\n".join([caplog.text, str(body), str(events)])
+    for value in secret_values:
+        assert value not in published
+
+
+async def test_metrics_count_runs_rows_and_requests(
+    operator: Any, admin: KubeClient, test_namespace: str, simulator: ThreadedSimulator
+) -> None:
+    from prometheus_client import generate_latest
+
+    await create_secret(admin, test_namespace, simulator)
+    process = operator()
+    await admin.create(path(test_namespace), schedule(simulator))
+    await eventually(lambda: ready(admin, test_namespace), what="Ready=True")
+
+    text = generate_latest(process.context.metrics.registry).decode()
+    assert (
+        'inventory_sync_runs_total{kind="SyncSchedule",outcome="Succeeded",trigger="startup"} 1.0'
+        in text
+    )
+    assert 'inventory_sync_rows_total{operation="inserted",source_kind="greenlake/devices"}' in text
+    assert 'inventory_sync_upstream_requests_total{code="200",source_kind="arubaCentral"}' in text
+    assert f'name="inventory",namespace="{test_namespace}"' in text  # last success per resource
+    assert "inventory_sync_run_duration_seconds_bucket" in text
