@@ -37,11 +37,20 @@ class OperatorProcess:
     (kopf's embedding recipe), stoppable and restartable."""
 
     def __init__(
-        self, *, connection: KubeConnection, database_url: str, clock: ShiftableClock
+        self,
+        *,
+        connection: KubeConnection,
+        database_url: str,
+        clock: ShiftableClock,
+        max_concurrent_runs: int = 4,
     ) -> None:
         self.context = OperatorContext(
             settings=Settings(
-                database_url=database_url, metrics_port=0, health_port=0, instance="test-operator"
+                database_url=database_url,
+                metrics_port=0,
+                health_port=0,
+                instance="test-operator",
+                max_concurrent_runs=max_concurrent_runs,
             ),
             connection=connection,
             database_url=database_url,

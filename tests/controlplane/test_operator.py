@@ -65,8 +65,13 @@ def operator(
     connection = KubeConnection.from_kubeconfig_file(control_plane.operator_kubeconfig)
     started: list[OperatorProcess] = []
 
-    def start() -> OperatorProcess:
-        process = OperatorProcess(connection=connection, database_url=database_url, clock=clock)
+    def start(max_concurrent_runs: int = 4) -> OperatorProcess:
+        process = OperatorProcess(
+            connection=connection,
+            database_url=database_url,
+            clock=clock,
+            max_concurrent_runs=max_concurrent_runs,
+        )
         started.append(process.start())
         return process
 
@@ -138,7 +143,9 @@ async def runs_of(database_url: str, uid: str) -> list[dict[str, Any]]:
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(
-            "SELECT trigger, state FROM sync_runs WHERE resource_uid = $1 ORDER BY id", uid
+            "SELECT trigger, state, started_at, finished_at FROM sync_runs"
+            " WHERE resource_uid = $1 ORDER BY id",
+            uid,
         )
     finally:
         await connection.close()
@@ -288,9 +295,12 @@ async def test_a_spec_change_runs_and_observed_generation_follows(
     )
     generation = changed["metadata"]["generation"]
 
-    body = await eventually(
-        lambda: ready(admin, test_namespace, generation=generation), what="observedGeneration"
-    )
+    async def settled() -> dict[str, Any] | None:
+        # kstatus "Current": observedGeneration caught up AND no run in flight any more.
+        body = await ready(admin, test_namespace, generation=generation)
+        return body if body and condition(body, "Reconciling") is None else None
+
+    body = await eventually(settled, what="observedGeneration and the run done")
     assert condition(body, "Ready")["observedGeneration"] == generation  # type: ignore[index]
     assert body["status"]["history"][0]["trigger"] == "spec-change"
 
@@ -505,3 +515,67 @@ async def test_metrics_count_runs_rows_and_requests(
     assert 'inventory_sync_upstream_requests_total{code="200",source_kind="arubaCentral"}' in text
     assert f'name="inventory",namespace="{test_namespace}"' in text  # last success per resource
     assert "inventory_sync_run_duration_seconds_bucket" in text
+
+
+async def _manual(admin: KubeClient, namespace: str, value: str) -> None:
+    await admin.patch_merge(
+        path(namespace, name="inventory"),
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": value}}},
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("Replace", [("startup", "Cancelled"), ("manual", "Succeeded")]),
+        ("Forbid", [("startup", "Succeeded"), ("manual", "Succeeded")]),
+    ],
+    ids=["Replace cancels the run in flight", "Forbid lets it finish, then runs the request"],
+)
+async def test_concurrency_policy_decides_what_a_request_during_a_run_does(
+    operator: Any, admin: KubeClient, test_namespace: str, simulator: ThreadedSimulator,
+    database_url: str, policy: str, expected: list[tuple[str, str]],
+) -> None:  # fmt: skip
+    await create_secret(admin, test_namespace, simulator)
+    # Only the first Central request is slow: the first run hangs, a second one does not.
+    simulator.state.faults.replace(
+        [FaultRule(kind="delay", route="/network-monitoring/*", delay_seconds=4, count=1)]
+    )
+    operator()
+    created = await admin.create(
+        path(test_namespace), schedule(simulator, concurrencyPolicy=policy)
+    )
+    await eventually(lambda: _reconciling(admin, test_namespace), what="the first run in flight")
+
+    await _manual(admin, test_namespace, "during-the-run")
+
+    runs = await eventually(
+        lambda: _at_least(runs_of(database_url, created["metadata"]["uid"]), 2),
+        within=30,
+        what="both runs finished",
+    )
+    assert [(r["trigger"], r["state"]) for r in runs] == expected
+    body = await eventually(lambda: ready(admin, test_namespace), what="Ready after the request")
+    assert body["status"]["lastHandledReconcileAt"] == "during-the-run"
+
+
+async def test_the_global_cap_keeps_runs_from_overlapping(
+    operator: Any, admin: KubeClient, test_namespace: str, simulator: ThreadedSimulator,
+    database_url: str,
+) -> None:  # fmt: skip
+    await create_secret(admin, test_namespace, simulator)
+    simulator.state.faults.replace(
+        [FaultRule(kind="delay", route="/network-monitoring/*", delay_seconds=1, count=None)]
+    )
+    operator(max_concurrent_runs=1)
+    uids = []
+    for name in ("first", "second"):
+        created = await admin.create(path(test_namespace), schedule(simulator, name=name))
+        uids.append(created["metadata"]["uid"])
+
+    runs = [
+        (await eventually(lambda uid=uid: _at_least(runs_of(database_url, uid), 1), within=30))[0]
+        for uid in uids
+    ]
+    first, second = sorted(runs, key=lambda r: r["started_at"])
+    assert first["finished_at"] <= second["started_at"]
