@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test check lint typecheck format verify controlplane dev-cluster dev-cluster-stop clean venv
+.PHONY: demo test check lint typecheck format verify controlplane dev-cluster dev-cluster-stop e2e-kind clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,14 @@ controlplane:
 
 ## dev-cluster: a local etcd + kube-apiserver in the background; prints how to use and stop it
 dev-cluster: $(STAMP) controlplane
-	PYTHON=$(abspath $(BIN)/python) tools/controlplane/dev-cluster.sh start
+	PYTHON=$(abspath $(BIN)/python) DEV_CLUSTER_STOP_COMMAND="make dev-cluster-stop" tools/controlplane/dev-cluster.sh start
+
+## e2e-kind: on a machine with Docker and kind, the control-plane tests against a kind cluster
+KIND_CLUSTER ?= inventory-sync-e2e
+e2e-kind: $(STAMP)
+	kind create cluster --name $(KIND_CLUSTER) --kubeconfig .kind-kubeconfig
+	INVENTORY_SYNC_TEST_KUBECONFIG=$(abspath .kind-kubeconfig) $(BIN)/python -m pytest -m controlplane; \
+	  status=$$?; kind delete cluster --name $(KIND_CLUSTER); rm -f .kind-kubeconfig; exit $$status
 
 dev-cluster-stop:
 	PYTHON=$(abspath $(BIN)/python) tools/controlplane/dev-cluster.sh stop

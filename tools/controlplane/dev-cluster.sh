@@ -28,7 +28,7 @@ start() {
         crds=(--crds "${REPO_ROOT}/crds")
     fi
     localcluster start --state-dir "${STATE_DIR}" --bin-dir "${bin_dir}" "${crds[@]}" \
-        --stop-command "${BASH_SOURCE[0]} stop"
+        --stop-command "${DEV_CLUSTER_STOP_COMMAND:-${BASH_SOURCE[0]} stop}"
 }
 
 case "${1:-start}" in

@@ -695,10 +695,15 @@ Local control plane running at {info.server} (state: {info.state_dir})
   kubectl get ns                       # as admin (system:masters)
   kubectl --context operator auth can-i list secrets -n {ns}   # as the operator identity
 
-Run the operator against it as system:serviceaccount:{ns}:{sa}: point it at the
-operator kubeconfig (kopf and the kubernetes client both honour KUBECONFIG), e.g.
-  KUBECONFIG={info.operator_kubeconfig} kopf run --standalone -m <handlers module>
-The identity has no rights until its RBAC is applied with the admin kubeconfig.
+Try the operator end to end (from the repository root, after `make demo` or `make venv`):
+  kubectl create namespace {ns}
+  kubectl apply -f crds/ -f manifests/rbac.yaml     # the CRDs and the operator's RBAC
+  .venv/bin/inventory-sync simulate --port 8089 &   # simulated GreenLake and Central
+  KUBECONFIG={info.operator_kubeconfig} .venv/bin/inventory-sync run &
+                                    # the operator as system:serviceaccount:{ns}:{sa}
+  kubectl apply -f examples/demo.yaml -f examples/fabric.yaml
+  kubectl get syncschedules,fabrics -o wide
+  .venv/bin/inventory-sync trigger syncschedule/demo --wait
 
 No controller-manager runs: namespaces never finish deleting, pods never start.
 Stop it with:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,17 +18,30 @@ from inventory_sync.operating.handlers import build_registry
 from inventory_sync.operating.kinds import FABRIC, SYNC_SCHEDULE, ResourceKind
 from inventory_sync.reconciling.due import REQUESTED_AT
 from inventory_sync.settings import Settings
+from inventory_sync.store.embedded import HOW_TO_USE_A_REAL_SERVER, start_embedded
+
+logger = logging.getLogger(__name__)
 
 
 def run_operator(settings: Settings, *, connection: KubeConnection | None = None) -> int:
-    """Run until SIGTERM/SIGINT. Needs INVENTORY_SYNC_DATABASE_URL: an operator must not keep
-    its data in a pod-local embedded server."""
-    if not settings.database_url:
-        raise SpecError("INVENTORY_SYNC_DATABASE_URL is required for the operator")
+    """Run until SIGTERM/SIGINT.
+
+    In a pod INVENTORY_SYNC_DATABASE_URL is required: data in a pod-local embedded server
+    would vanish with the pod. Outside a cluster (a laptop against `make dev-cluster`) the
+    embedded server is used, with a warning.
+    """
+    database_url = settings.database_url
+    if not database_url:
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            raise SpecError("INVENTORY_SYNC_DATABASE_URL is required when running in a cluster")
+        logger.warning(
+            "no database URL: using an embedded PostgreSQL (%s)", HOW_TO_USE_A_REAL_SERVER
+        )
+        database_url = start_embedded()
     context = OperatorContext(
         settings=settings,
         connection=connection or KubeConnection.default(),
-        database_url=settings.database_url,
+        database_url=database_url,
     )
     namespaces = settings.namespaces
     kopf.run(

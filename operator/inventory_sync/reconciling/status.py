@@ -120,6 +120,7 @@ def stalled(
 
 
 def ready_message(result: RunResult) -> str:
+    """The Ready message (the STATUS column): what the last run did, in one line."""
     if not result.succeeded:
         return result.message or result.state.value
     inserted = sum(s.inserted for s in result.sources)
@@ -127,14 +128,17 @@ def ready_message(result: RunResult) -> str:
     deleted = sum(s.deleted for s in result.sources)
     unchanged = sum(s.unchanged for s in result.sources)
     return (
-        f"Synced {len(result.sources)} sources in {result.seconds:.1f}s: {inserted} inserted, "
+        f"Synced {source_summary(result)} in {result.seconds:.1f}s: {inserted} inserted, "
         f"{updated} updated, {deleted} deleted, {unchanged} unchanged"
     )
 
 
 def source_summary(result: RunResult) -> str:
+    """`3/3 succeeded`, or for a fabric with missing CRDs `2/12 succeeded, 10 skipped`."""
     ok = sum(1 for s in result.sources if s.state is SourceState.SUCCEEDED)
-    return f"{ok}/{len(result.sources)} succeeded"
+    skipped = sum(1 for s in result.sources if s.state is SourceState.SKIPPED)
+    text = f"{ok}/{len(result.sources)} succeeded"
+    return f"{text}, {skipped} skipped" if skipped else text
 
 
 def _history(status: Status, result: RunResult, *, limit: int) -> list[dict[str, Any]]:
