@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test check lint typecheck format verify controlplane dev-cluster dev-cluster-stop e2e-kind clean venv
+.PHONY: demo test check lint typecheck format verify helm-check controlplane dev-cluster dev-cluster-stop e2e-kind bench clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,17 +45,39 @@ dev-cluster-stop:
 check: lint typecheck test
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests tools bench
+	$(BIN)/ruff format --check operator tests tools bench
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	MYPYPATH=tools/controlplane $(BIN)/mypy --strict tools/controlplane/localcluster.py
+	$(BIN)/mypy --strict tools/generate_manifests.py
 
 format: $(STAMP)
-	$(BIN)/ruff format operator tests
-	$(BIN)/ruff check --fix operator tests
+	$(BIN)/ruff format operator tests tools bench
+	$(BIN)/ruff check --fix operator tests tools bench
+
+## verify: the generated files (the chart's crds/, manifests/) match helm/ and crds/; fails on drift.
+## Regenerate them with: .venv/bin/python tools/generate_manifests.py
+verify: $(STAMP) controlplane
+	$(BIN)/python tools/generate_manifests.py --check
+
+## helm-check: helm lint --strict and helm template with each values file in the chart's ci/
+## (the server-side dry-run of every render is tests/controlplane/test_packaging.py)
+CHART := helm/inventory-sync-operator
+helm-check: controlplane
+	@helm="$$(tools/controlplane/build.sh --print-bin-dir)/helm"; set -e; \
+	for values in $(CHART)/ci/*-values.yaml; do \
+	  echo "helm lint --strict + template: $$values"; \
+	  "$$helm" lint --strict --quiet $(CHART) -f "$$values"; \
+	  "$$helm" template inventory-sync-operator $(CHART) -n inventory-sync-system \
+	    --include-crds -f "$$values" >/dev/null; \
+	done
+
+## bench: the recorded benchmarks (ratios against a baseline in the same run); see bench/results/
+bench: $(STAMP)
+	$(BIN)/python bench/sync_run.py --repeat 3
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -5,6 +5,7 @@ InventorySyncError
 ├── CredentialsError        missing Secret or key (permanent → Stalled)
 ├── UpstreamError           anything an upstream API did wrong
 │   ├── UpstreamAuthError   token refused after a refresh (permanent)
+│   ├── RefreshTokenNotSaved  a rotated refresh token could not be persisted (retryable)
 │   ├── UpstreamRequestError  4xx other than 401/429: the request itself is wrong (permanent)
 │   └── UpstreamUnavailable retries exhausted on 429/5xx/timeouts/resets (retryable)
 │       └── UpstreamProtocolError  malformed or inconsistent body (retryable)
@@ -51,6 +52,11 @@ class UpstreamAuthError(UpstreamError):
     """The upstream refused our credentials even after a token refresh."""
 
     permanent = True
+
+
+class RefreshTokenNotSaved(UpstreamError):
+    """The upstream rotated our refresh token and saving the new one failed: it lives in memory
+    only, so a restart would lose access. Retryable: the next attempt saves it first."""
 
 
 class UpstreamRequestError(UpstreamError):

@@ -34,6 +34,10 @@ MAX_DURATION_LENGTH = 32
 
 DEFAULT_GREENLAKE_URL = "https://global.api.greenlake.hpe.com"
 DEFAULT_TOKEN_URL = "https://sso.common.cloud.hpe.com/as/token.oauth2"
+#: Classic Central exchanges refresh tokens at its API gateway, under this path.
+CLASSIC_TOKEN_PATH = "/oauth2/token"
+#: Also the CRD's CEL message: both must say the same.
+SOURCE_TYPE_MESSAGE = "exactly one of greenlake, arubaCentral or arubaCentralClassic must be set"
 
 # The CRDs' maxLength/maxItems, mirrored so a manifest the CLI accepts is one `kubectl apply`
 # accepts too (tests/unit/test_crd_model_parity.py compares the two schemas).
@@ -70,6 +74,22 @@ class SecretRef(_Model):
     client_id_key: Key = "client_id"
     client_secret_key: Key = "client_secret"
 
+    @property
+    def required_keys(self) -> list[str]:
+        """The Secret keys a source needs (what the preflight checks)."""
+        return [self.client_id_key, self.client_secret_key]
+
+
+class RefreshSecretRef(SecretRef):
+    """Classic Central credentials: the API client plus a refresh token that the upstream
+    rotates on every refresh, so the operator writes each new one back to this key."""
+
+    refresh_token_key: Key = "refresh_token"
+
+    @property
+    def required_keys(self) -> list[str]:
+        return [*super().required_keys, self.refresh_token_key]
+
 
 class GreenLakeResource(StrEnum):
     SUBSCRIPTIONS = "subscriptions"
@@ -97,6 +117,23 @@ class ArubaCentralSource(_Model):
     page_size: int = Field(default=100, ge=1, le=1000, strict=True)
 
 
+class ArubaCentralClassicSource(_Model):
+    """Classic HPE Aruba Networking Central (offset-paged device inventory, rotating refresh
+    tokens); `account_id` is the customer id: the store scope and the rate-limit key."""
+
+    endpoint: Url
+    account_id: str = Field(min_length=1, max_length=128)
+    credentials_secret_ref: RefreshSecretRef
+    #: None → `endpoint` + /oauth2/token (see `effective_token_url`).
+    token_url: Url | None = None
+    page_size: int = Field(default=50, ge=1, le=50, strict=True)
+
+    @property
+    def effective_token_url(self) -> str:
+        """Where refresh tokens are exchanged: tokenUrl, else the API gateway's /oauth2/token."""
+        return self.token_url or self.endpoint.rstrip("/") + CLASSIC_TOKEN_PATH
+
+
 class Source(_Model):
     """One named upstream list; exactly one of the source types is set."""
 
@@ -104,19 +141,23 @@ class Source(_Model):
     depends_on: list[Name] | None = Field(default=None, max_length=32)
     greenlake: GreenLakeSource | None = None
     aruba_central: ArubaCentralSource | None = None
+    aruba_central_classic: ArubaCentralClassicSource | None = None
 
     @model_validator(mode="after")
     def _exactly_one_type(self) -> Source:
-        chosen = [t for t in (self.greenlake, self.aruba_central) if t is not None]
-        if len(chosen) != 1:
-            raise ValueError("exactly one of greenlake or arubaCentral must be set")
+        types = (self.greenlake, self.aruba_central, self.aruba_central_classic)
+        if sum(t is not None for t in types) != 1:
+            raise ValueError(SOURCE_TYPE_MESSAGE)
         return self
 
     @property
     def kind(self) -> str:
-        """A short label for reports: greenlake/subscriptions, greenlake/devices, arubaCentral."""
+        """A short label for reports: greenlake/subscriptions, greenlake/devices, arubaCentral,
+        arubaCentralClassic."""
         if self.greenlake is not None:
             return f"greenlake/{self.greenlake.resource.value}"
+        if self.aruba_central_classic is not None:
+            return "arubaCentralClassic"
         return "arubaCentral"
 
     @property
@@ -128,7 +169,8 @@ class Source(_Model):
 
     @property
     def secret_ref(self) -> SecretRef:
-        typed = self.greenlake or self.aruba_central
+        """The credentials Secret; `required_keys` says which of its keys must be set."""
+        typed = self.greenlake or self.aruba_central or self.aruba_central_classic
         assert typed is not None  # guaranteed by _exactly_one_type
         return typed.credentials_secret_ref
 

@@ -44,7 +44,12 @@ async def run_once(
     """Claim a sync_runs row, run the pipeline, record the outcome."""
     now = utcnow()
     run_id = await runs.claim_run(
-        pool, resource=identity_of(schedule), scheduled_at=now, trigger=trigger, started_at=now
+        pool,
+        resource=identity_of(schedule),
+        scheduled_at=now,
+        claim_key=f"{trigger}:{now.isoformat()}",
+        trigger=trigger,
+        started_at=now,
     )
     result = await run_sync(
         schedule.spec,

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
         default=None,
         description="kopf peering object name for several replicas; unset → standalone.",
     )
+    peering_priority: int = Field(
+        default_factory=lambda: __import__("random").randint(1, 1_000_000),
+        ge=0,
+        description=(
+            "kopf peering priority; random per process by default, because replicas of equal"
+            " priority all pause (kopf's documented behaviour) and then nothing syncs."
+        ),
+    )
     instance: str = Field(
         default_factory=lambda: __import__("socket").gethostname(),
         description="This replica's name in Events (POD_NAME in the chart).",

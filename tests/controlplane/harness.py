@@ -111,3 +111,54 @@ def condition(body: dict[str, Any] | None, type: str) -> dict[str, Any] | None:
 
 async def admin_client(kubeconfig: str) -> KubeClient:
     return KubeClient(KubeConnection.from_kubeconfig_file(kubeconfig))
+
+
+async def service_account_connection(
+    admin: KubeClient, *, server: str, ca_file: str, namespace: str, name: str, seconds: int = 3600
+) -> KubeConnection:
+    """A separate identity: a ServiceAccount (created if absent) and a bound token for it from
+    the TokenRequest API, as a kubelet would mint one; the API server signs it."""
+    accounts = f"/api/v1/namespaces/{namespace}/serviceaccounts"
+    if await admin.get(f"{accounts}/{name}") is None:
+        await admin.create(
+            accounts, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}
+        )
+    minted = await admin.create(
+        f"{accounts}/{name}/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": seconds},
+        },
+    )
+    return KubeConnection(
+        server=server,
+        ca_file=ca_file,
+        token=minted["status"]["token"],
+        origin=f"serviceaccount {namespace}/{name}",
+    )
+
+
+async def can_i(
+    client: KubeClient, verb: str, resource: str, *, namespace: str, group: str = ""
+) -> bool:
+    """A SelfSubjectAccessReview as `client`'s identity; `resource` may name a subresource
+    (`syncschedules/status`)."""
+    plural, _, subresource = resource.partition("/")
+    review = await client.create(
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": namespace,
+                    "verb": verb,
+                    "group": group,
+                    "resource": plural,
+                    "subresource": subresource,
+                }
+            },
+        },
+    )
+    return bool(review["status"].get("allowed"))

@@ -24,6 +24,8 @@ from inventory_sync.store import inspection
 from inventory_sync.store.runs import ResourceIdentity
 from inventory_sync.syncing.fabric import NOT_INSTALLED, fabric_connection, run_fabric_sync
 
+from .harness import can_i, service_account_connection
+
 pytestmark = pytest.mark.controlplane
 
 HEDGEHOG_CRDS = Path(__file__).parent / "hedgehog_crds"
@@ -361,7 +363,15 @@ async def test_the_operator_identity_needs_list_rights_where_it_lists(
     pool: asyncpg.Pool,
 ) -> None:
     apply(hedgehog_crds, [hedgehog_object("Switch", test_namespace, "leaf-0")])
-    ns, sa = hedgehog_crds.operator_namespace, hedgehog_crds.operator_service_account
+    # An identity of its own: the shared operator identity may hold the repo's cluster-wide
+    # RBAC already (other tests in the session apply manifests/rbac.yaml).
+    ns, sa = test_namespace, "fabric-reader"
+    async with KubeClient(
+        KubeConnection.from_kubeconfig_file(hedgehog_crds.admin_kubeconfig)
+    ) as admin:
+        connection = await service_account_connection(
+            admin, server=hedgehog_crds.server, ca_file=hedgehog_crds.ca_path, namespace=ns, name=sa
+        )
     meta = {"name": "fabric-reader", "namespace": test_namespace}
     apply(
         hedgehog_crds,
@@ -385,12 +395,11 @@ async def test_the_operator_identity_needs_list_rights_where_it_lists(
             },
         ],
     )
-    path = f"/apis/{WIRING}/v1beta1/namespaces/{test_namespace}/switches"
     deadline = time.monotonic() + 15
-    while hedgehog_crds.request("GET", path)[0] == 403:  # the RBAC cache catches up
-        assert time.monotonic() < deadline, "RoleBinding never took effect"
-        await asyncio.sleep(0.1)
-    connection = KubeConnection.from_kubeconfig_file(hedgehog_crds.operator_kubeconfig)
+    async with KubeClient(connection) as probe:
+        while not await can_i(probe, "list", "switches", namespace=test_namespace, group=WIRING):
+            assert time.monotonic() < deadline, "RoleBinding never took effect"
+            await asyncio.sleep(0.1)
     kinds = [{"group": WIRING, "kind": "Switch"}, {"group": VPC, "kind": "VPC"}]
 
     async with KubeClient(connection) as operator:

@@ -119,12 +119,12 @@ BAD = [
     (
         "two source types at once",
         lambda d: d["sources"][0].update(arubaCentral=d["sources"][2]["arubaCentral"]),
-        "spec.sources[0]: exactly one of greenlake or arubaCentral",
+        "spec.sources[0]: exactly one of greenlake, arubaCentral or arubaCentralClassic",
     ),
     (
         "no source type at all",
         lambda d: d["sources"][0].pop("greenlake"),
-        "spec.sources[0]: exactly one of greenlake or arubaCentral",
+        "spec.sources[0]: exactly one of greenlake, arubaCentral or arubaCentralClassic",
     ),
     (
         "duplicate source names",

@@ -50,6 +50,7 @@ def run_operator(settings: Settings, *, connection: KubeConnection | None = None
         namespaces=namespaces,
         standalone=settings.peering is None,
         peering_name=settings.peering,
+        priority=settings.peering_priority,
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz"
         if settings.health_port
         else None,

@@ -25,6 +25,7 @@ from inventory_sync.operating import kinds
 from inventory_sync.operating.kinds import AnySpec, Tracked
 from inventory_sync.operating.secrets import KubeSecrets
 from inventory_sync.reconciling import status as st
+from inventory_sync.reconciling.conditions import find
 from inventory_sync.reconciling.due import Due, Trigger
 from inventory_sync.results import RunResult, RunState
 from inventory_sync.store import runs
@@ -40,6 +41,10 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class AlreadyClaimed(InventorySyncError):
+    """Another replica holds this scheduled run (or held it and has not released it yet)."""
 
 
 @dataclass
@@ -97,37 +102,43 @@ class Runner:
             )
 
     async def stall(self, tracked: Tracked, *, reason: str, message: str) -> None:
-        """Report a problem a retry will not fix, once (the patch is skipped when unchanged)."""
-        current = next(
-            (c for c in tracked.status.get("conditions") or [] if c.get("type") == "Stalled"), None
-        )
-        if current and current.get("status") == "True" and current.get("message") == message:
-            return
-        now = self._deps.clock()
-        await self.patch_status(
-            tracked,
-            st.stalled(
-                tracked.status,
-                reason=reason,
-                message=message,
-                generation=tracked.generation,
-                now=now,
-            ),
-        )
-        await self.event(tracked, warning=True, reason=reason, message=message)
+        """A problem a retry will not fix (bad spec, missing Secret): Stalled=True."""
+        await self._problem(tracked, st.stalled, "Stalled", "True", reason=reason, message=message)
 
     async def not_ready(self, tracked: Tracked, *, reason: str, message: str) -> None:
-        now = self._deps.clock()
-        await self.patch_status(
-            tracked,
-            st.not_ready(
-                tracked.status,
-                reason=reason,
-                message=message,
-                generation=tracked.generation,
-                now=now,
-            ),
+        """A run could not start or finish (database down, API refused); it is retried."""
+        await self._problem(tracked, st.not_ready, "Ready", "False", reason=reason, message=message)
+
+    async def _problem(
+        self,
+        tracked: Tracked,
+        build: st.ProblemPatch,
+        condition: str,
+        value: str,
+        *,
+        reason: str,
+        message: str,
+    ) -> None:
+        """Patch status and post an Event once per distinct problem: the scheduler rechecks
+        every few seconds, and that must not flood status or Events."""
+        current = find(tracked.status.get("conditions") or [], condition)
+        if current and (current.get("status"), current.get("reason"), current.get("message")) == (
+            value,
+            reason,
+            message,
+        ):
+            return
+        logger.warning(
+            "%s %s/%s: %s: %s", tracked.kind.kind, tracked.namespace, tracked.name, reason, message
         )
+        patch = build(
+            tracked.status,
+            reason=reason,
+            message=message,
+            generation=tracked.generation,
+            now=self._deps.clock(),
+        )
+        await self.patch_status(tracked, patch)
         await self.event(tracked, warning=True, reason=reason, message=message)
 
     def forget(self, tracked: Tracked) -> None:
@@ -152,28 +163,28 @@ class Runner:
         assert due.trigger is not None
         started = deps.clock()
         run_id = await runs.claim_run(
-            deps.pool, resource=tracked.identity, scheduled_at=due.scheduled_at,
+            deps.pool, resource=tracked.identity, scheduled_at=due.scheduled_at, claim_key=due.claim_key,
             trigger=due.trigger.value, started_at=started,
         )  # fmt: skip
         if run_id is None:
-            logger.info(
-                "run of %s/%s at %s already claimed elsewhere",
-                tracked.namespace,
-                tracked.name,
-                due.scheduled_at,
-            )
-            return None
-        await self.patch_status(
-            tracked,
-            st.started(
-                tracked.status, generation=tracked.generation, trigger=due.trigger, now=started
-            ),
-        )
+            raise AlreadyClaimed(f"the run {due.claim_key!r} is running elsewhere")
         deps.metrics.in_flight.inc()
         try:
+            await self.patch_status(
+                tracked,
+                st.started(
+                    tracked.status, generation=tracked.generation, trigger=due.trigger, now=started
+                ),
+            )
             result = await self._execute(tracked, spec, due.trigger)
         except asyncio.CancelledError:
-            await runs.cancel_run(deps.pool, run_id, finished_at=deps.clock())
+            await runs.end_run(deps.pool, run_id, state="Cancelled", finished_at=deps.clock(),
+                               message="cancelled: replaced by a newer run or the resource was deleted")  # fmt: skip
+            raise
+        except BaseException as error:
+            # Never leave the claim 'Running': the same scheduled run could not be retried.
+            await runs.end_run(deps.pool, run_id, state="Abandoned", finished_at=deps.clock(),
+                               message=public_message(error))  # fmt: skip
             raise
         finally:
             deps.metrics.in_flight.dec()
@@ -185,7 +196,8 @@ class Runner:
         deps = self._deps
         if isinstance(spec, SyncScheduleSpec):
             return await run_sync(
-                spec, pool=deps.pool, session=deps.session, secrets=KubeSecrets(deps.kube),
+                spec,
+                clock=deps.clock, pool=deps.pool, session=deps.session, secrets=KubeSecrets(deps.kube),
                 namespace=tracked.namespace, trigger=trigger.value,
             )  # fmt: skip
         connection = await self._fabric_connection(tracked, spec)
@@ -194,7 +206,8 @@ class Runner:
         try:
             async with asyncio.timeout(kinds.timeout_of(spec).total_seconds()):
                 return await run_fabric_sync(
-                    spec, fabric=tracked.identity, client=fabric_client, pool=deps.pool, trigger=trigger.value,
+                    spec, fabric=tracked.identity, client=fabric_client, pool=deps.pool,
+                    trigger=trigger.value, clock=deps.clock,
                 )  # fmt: skip
         except TimeoutError:
             return RunResult(

@@ -9,11 +9,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from inventory_sync.errors import CredentialsError, InventorySyncError, SpecError, public_message
+from inventory_sync.errors import (
+    CredentialsError,
+    InventorySyncError,
+    KubeForbidden,
+    SpecError,
+    public_message,
+)
 from inventory_sync.models import ConcurrencyPolicy, SyncScheduleSpec
 from inventory_sync.operating import kinds
 from inventory_sync.operating.kinds import AnySpec, ResourceKind, Tracked
-from inventory_sync.operating.runner import Clock, Runner
+from inventory_sync.operating.runner import AlreadyClaimed, Clock, Runner
 from inventory_sync.reconciling import status as st
 from inventory_sync.reconciling.conditions import rfc3339
 from inventory_sync.reconciling.due import Due, Trigger, decide
@@ -150,12 +156,13 @@ class Scheduler:
         tracked = slot.tracked
         try:
             await self.runner.preflight(tracked, spec)
-        except CredentialsError as error:
-            await self.runner.stall(tracked, reason="MissingCredentials", message=str(error))
-            slot.not_before = self.clock() + self.recheck_after_error
-            return
-        except SpecError as error:
-            await self.runner.stall(tracked, reason="InvalidSpec", message=str(error))
+        except InventorySyncError as error:
+            # Missing Secret, a Secret the operator may not read, an unusable kubeconfig:
+            # shown in status (Stalled when a retry cannot help), rechecked in a few seconds.
+            report = self.runner.stall if error.permanent else self.runner.not_ready
+            await report(
+                tracked, reason=problem_reason(error), message=public_message(error, limit=1024)
+            )
             slot.not_before = self.clock() + self.recheck_after_error
             return
         assert due.trigger is not None
@@ -172,6 +179,9 @@ class Scheduler:
                 await self.runner.run(tracked, spec, due)
         except asyncio.CancelledError:
             raise
+        except AlreadyClaimed as error:  # another replica runs it; its status will tell
+            logger.debug("%s/%s: %s", tracked.namespace, tracked.name, error)
+            slot.not_before = self.clock() + self.recheck_after_error
         except InventorySyncError as error:
             message = public_message(error)
             logger.warning(
@@ -179,7 +189,7 @@ class Scheduler:
             )
             slot.not_before = self.clock() + self.recheck_after_error
             with contextlib.suppress(InventorySyncError):
-                await self.runner.not_ready(tracked, reason=type(error).__name__, message=message)
+                await self.runner.not_ready(tracked, reason=problem_reason(error), message=message)
         except Exception:
             logger.exception("run of %s/%s crashed", tracked.namespace, tracked.name)
             slot.not_before = self.clock() + self.recheck_after_error
@@ -206,6 +216,17 @@ class Scheduler:
             patch.update(st.cleared_stall(status, generation=tracked.generation, now=now))
         if patch:
             await self.runner.patch_status(tracked, patch)
+
+
+def problem_reason(error: InventorySyncError) -> str:
+    """The condition/Event reason for an error that kept a run from starting or finishing."""
+    if isinstance(error, CredentialsError):
+        return "MissingCredentials"
+    if isinstance(error, SpecError):
+        return "InvalidSpec"
+    if isinstance(error, KubeForbidden):
+        return "Forbidden"
+    return type(error).__name__
 
 
 def _replaces(spec: AnySpec) -> bool:

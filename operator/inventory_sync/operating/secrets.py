@@ -1,8 +1,10 @@
-"""Secrets read through the Kubernetes API (the operator's SecretReader)."""
+"""Secrets read and written through the Kubernetes API (the operator's SecretReader/Writer)."""
 
 from __future__ import annotations
 
-from inventory_sync.kube import KubeClient
+import base64
+
+from inventory_sync.kube import KubeClient, resource_path
 
 
 class KubeSecrets:
@@ -14,3 +16,11 @@ class KubeSecrets:
 
     async def read(self, namespace: str, name: str) -> dict[str, str] | None:
         return await self._client.read_secret(namespace, name)
+
+    async def write(self, namespace: str, name: str, key: str, value: str) -> None:
+        """Set one key (a rotated refresh token) with a JSON merge patch of `data`, leaving
+        every other key as it is. Needs RBAC `patch` on secrets; the response, which holds
+        every key of the Secret, is dropped unread."""
+        encoded = base64.b64encode(value.encode()).decode()
+        path = resource_path("", "v1", "secrets", namespace, name)
+        await self._client.patch_merge(path, {"data": {key: encoded}})

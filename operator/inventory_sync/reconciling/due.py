@@ -28,6 +28,8 @@ class Due:
     trigger: Trigger | None  # None: not due now
     scheduled_at: datetime  # when this run was (or the next one will be) due
     requested_at: str | None = None  # the manual-trigger value to echo into status
+    #: What the run answers, identical on every replica: the sync_runs claim (see store.runs).
+    claim_key: str = ""
 
     @property
     def now(self) -> bool:
@@ -66,20 +68,26 @@ def decide(
         next_time = (last_attempt or created_at) + interval
         return Due(None, next_time)
     if requested and requested != status.get("lastHandledReconcileAt"):
-        return Due(Trigger.MANUAL, now, requested_at=requested)
+        return Due(Trigger.MANUAL, now, requested_at=requested, claim_key=f"manual:{requested}")
     observed = status.get("observedGeneration")
     if last_attempt is None:
         if run_on_startup:
-            return Due(Trigger.STARTUP, created_at)
+            return Due(Trigger.STARTUP, created_at, claim_key="startup")
         first = created_at + interval
-        return Due(Trigger.SCHEDULE if first <= now else None, first)
+        return Due(
+            Trigger.SCHEDULE if first <= now else None, first, claim_key=f"schedule:{_key(first)}"
+        )
     if generation is not None and isinstance(observed, int) and 0 < observed < generation:
-        return Due(Trigger.SPEC_CHANGE, now)
+        return Due(Trigger.SPEC_CHANGE, now, claim_key=f"generation:{generation}")
     failures = int(status.get("consecutiveFailures") or 0)
     wait = interval
     if failures > 0:
         wait = min(interval, FAILURE_BACKOFF_BASE * 2 ** min(failures - 1, 16))
     next_time = last_attempt + wait
-    if next_time <= now:
-        return Due(Trigger.RETRY if failures else Trigger.SCHEDULE, next_time)
-    return Due(None, next_time)
+    trigger = Trigger.RETRY if failures else Trigger.SCHEDULE
+    key = f"{trigger.value}:{_key(next_time)}"
+    return Due(trigger if next_time <= now else None, next_time, claim_key=key)
+
+
+def _key(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from inventory_sync.reconciling import conditions as cond
 from inventory_sync.reconciling.due import Trigger, parse_time
@@ -103,20 +103,34 @@ def finished(
     return patch
 
 
-def stalled(
+def not_ready(
     status: Status, *, reason: str, message: str, generation: int | None, now: datetime
 ) -> Status:
-    """A problem a retry will not fix (bad spec, missing Secret): Stalled=True, Ready=False."""
+    """A run could not even start or finish (database down, API refused): Ready=False, retried."""
     conditions = cond.remove_condition(list(status.get("conditions") or []), cond.RECONCILING)
-    conditions = cond.set_condition(
-        conditions, type=cond.STALLED, status=True, reason=reason, message=message,
-        generation=generation, now=now,
-    )  # fmt: skip
     conditions = cond.set_condition(
         conditions, type=cond.READY, status=False, reason=reason, message=message,
         generation=generation, now=now,
     )  # fmt: skip
-    return {"conditions": conditions, "observedGeneration": generation}
+    return {"conditions": conditions}
+
+
+class ProblemPatch(Protocol):
+    def __call__(
+        self, status: Status, *, reason: str, message: str, generation: int | None, now: datetime
+    ) -> Status: ...
+
+
+def stalled(
+    status: Status, *, reason: str, message: str, generation: int | None, now: datetime
+) -> Status:
+    """A problem a retry will not fix (bad spec, missing Secret): Stalled=True, Ready=False."""
+    patch = not_ready(status, reason=reason, message=message, generation=generation, now=now)
+    patch["conditions"] = cond.set_condition(
+        patch["conditions"], type=cond.STALLED, status=True, reason=reason, message=message,
+        generation=generation, now=now,
+    )  # fmt: skip
+    return patch
 
 
 def ready_message(result: RunResult) -> str:
@@ -168,16 +182,4 @@ def cleared_stall(status: Status, *, generation: int | None, now: datetime) -> S
             conditions, type=cond.READY, status=False, reason="Waiting",
             message="the problem is fixed; waiting for the next run", generation=generation, now=now,
         )  # fmt: skip
-    return {"conditions": conditions}
-
-
-def not_ready(
-    status: Status, *, reason: str, message: str, generation: int | None, now: datetime
-) -> Status:
-    """A run could not even start or finish (database down, API refused): Ready=False, retried."""
-    conditions = cond.remove_condition(list(status.get("conditions") or []), cond.RECONCILING)
-    conditions = cond.set_condition(
-        conditions, type=cond.READY, status=False, reason=reason, message=message,
-        generation=generation, now=now,
-    )  # fmt: skip
     return {"conditions": conditions}

@@ -1,15 +1,16 @@
-"""A faithful simulator of the upstream APIs (GreenLake, New Central, HPE SSO) over real HTTP.
+"""A faithful simulator of the upstream APIs (GreenLake, New and classic Central, HPE SSO) over HTTP.
 
     with start_in_thread(SimulatorConfig.small()) as sim:
         client_id, secret = sim.state.credentials()
         ...  # POST {sim.url}/as/token.oauth2, GET {sim.url}/devices/v1/devices
 
-Layers: server → app → {auth, glp, central, admin} → admission → state → {workspace,
-ratelimit, faults} → dataset → config. Facts reproduced: /work/shared/UPSTREAM_APIS.md.
+Layers: server → app → {auth, glp, central, classic, admin} → admission → state → {workspace,
+classic_account, ratelimit, faults} → dataset → config. Facts reproduced: /work/shared/UPSTREAM_APIS.md.
 """
 
 from inventory_sync.simulator.app import build_app
 from inventory_sync.simulator.config import (
+    ClassicAccountConfig,
     DatasetSize,
     LatencyConfig,
     LatencyModel,
@@ -29,6 +30,7 @@ from inventory_sync.simulator.state import SimulatorState
 from inventory_sync.simulator.workspace import WorkspaceState
 
 __all__ = [
+    "ClassicAccountConfig",
     "DatasetSize",
     "Fault",
     "FaultPlan",

@@ -7,6 +7,7 @@ from typing import Any, Literal, Self
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from inventory_sync.simulator.classic_account import ClassicAccount
 from inventory_sync.simulator.faults import FaultRule
 from inventory_sync.simulator.responses import ApiError, json_response
 from inventory_sync.simulator.state import STATE_KEY
@@ -24,8 +25,10 @@ class Mutation(BaseModel):
 
     workspace: str | None = Field(None, description="Workspace id; default: the first.")
     action: Literal["add", "delete", "touch"]
-    target: Literal["glp_devices", "central_devices"]
-    ids: list[str] | None = Field(None, description="Items to delete or touch.")
+    target: Literal["glp_devices", "central_devices", "classic_devices"]
+    ids: list[str] | None = Field(
+        None, description="Items to delete or touch (serials for classic_devices)."
+    )
     count: int | None = Field(None, ge=0, description="How many to add, or to pick at random.")
 
     @model_validator(mode="after")
@@ -51,6 +54,15 @@ class Mutation(BaseModel):
                 workspace.delete_glp_devices(ids) if glp else workspace.delete_central_devices(ids)
             )
         return workspace.touch_glp_devices(ids) if glp else workspace.touch_central_devices(ids)
+
+    def apply_classic(self, account: ClassicAccount) -> list[str]:
+        """Carry the mutation out on a classic account; returns the affected serials."""
+        if self.action == "add":
+            return account.add_devices(self.count or 0)
+        serials = self.ids if self.ids is not None else account.pick_serials(self.count or 0)
+        if self.action == "delete":
+            return account.delete_devices(serials)
+        return account.touch_devices(serials)
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -100,6 +112,9 @@ async def mutate(request: web.Request) -> web.Response:
         workspace = state.workspace(mutation.workspace)
     except KeyError:
         raise ApiError(404, f"No workspace {mutation.workspace}") from None
+    if mutation.target == "classic_devices":
+        account = state.classic.account(workspace.config.classic.customer_id)
+        return json_response({"ids": mutation.apply_classic(account)})
     return json_response({"ids": mutation.apply(workspace)})
 
 
@@ -111,7 +126,8 @@ async def reset(request: web.Request) -> web.Response:
 
 async def expire_tokens(request: web.Request) -> web.Response:
     """POST /_simulator/expire-tokens: every issued token expires now (mid-sync 401s on demand)."""
-    return json_response({"expired": request.app[STATE_KEY].tokens.expire_all()})
+    state = request.app[STATE_KEY]
+    return json_response({"expired": state.tokens.expire_all() + state.classic.expire_all()})
 
 
 def add_routes(app: web.Application) -> None:

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from inventory_sync.simulator import admin, auth, central, glp
+from inventory_sync.simulator import admin, auth, central, classic, glp
 from inventory_sync.simulator.faults import Classifier, Dropped, fault_middleware
 from inventory_sync.simulator.responses import ApiError, error_body, json_response
 from inventory_sync.simulator.state import STATE_KEY, SimulatorState
@@ -22,6 +22,8 @@ FAMILIES: dict[str, str] = {
     glp.SUBSCRIPTION_PATH: "glp_subscription_get",
     central.INVENTORY_PATH: "central",
     central.DEVICES_PATH: "central",
+    classic.TOKEN_PATH: "token",
+    classic.DEVICES_PATH: "classic_central",
 }
 
 
@@ -37,7 +39,10 @@ def _classify(state: SimulatorState) -> Classifier:
         resource = request.match_info.route.resource
         family = FAMILIES.get(resource.canonical) if resource is not None else None
         session = auth.peek_session(state, request)
-        return family, session.workspace_id if session else None
+        if session is not None:
+            return family, session.workspace_id
+        legacy = classic.peek_session(state, request)
+        return family, state.classic.account(legacy.customer_id).workspace_id if legacy else None
 
     return classify
 
@@ -80,7 +85,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def build_app(state: SimulatorState) -> web.Application:
-    """The application serving `state`: GreenLake, New Central, token endpoint, admin API."""
+    """The application serving `state`: GreenLake, New and classic Central, both token
+    endpoints, the admin API."""
     app = web.Application(
         middlewares=[_count, fault_middleware(state.faults, _classify(state)), _errors]
     )
@@ -88,5 +94,6 @@ def build_app(state: SimulatorState) -> web.Application:
     app.router.add_post(auth.TOKEN_PATH, auth.issue_token)
     glp.add_routes(app)
     central.add_routes(app)
+    classic.add_routes(app)
     admin.add_routes(app)
     return app

@@ -31,7 +31,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--scale",
         type=_non_negative_float,
         default=1.0,
-        help="dataset size factor: 1.0 is 11,727 GreenLake and 8,978 Central devices",
+        help="dataset size factor: 1.0 is 11,727 GreenLake, 8,978 Central and 5,000 classic devices",
     )
     parser.add_argument(
         "--latency-scale",

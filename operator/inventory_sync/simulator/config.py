@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from inventory_sync.simulator.faults import FaultRule
 
 #: The endpoint families that share a latency model and a rate-limit window.
-Family = Literal["glp_devices", "glp_subscriptions", "glp_subscription_get", "central"]
+Family = Literal[
+    "glp_devices", "glp_subscriptions", "glp_subscription_get", "central", "classic_central"
+]
 
 
 class DatasetSize(BaseModel):
@@ -41,6 +43,18 @@ class DatasetSize(BaseModel):
         description=(
             "Central inventory items not yet onboarded: listed by /device-inventory but not by"
             " /devices. 0 keeps both lists at the seed's 8,978."
+        ),
+    )
+    classic_devices: int = Field(
+        5000, ge=0, description="Classic Central device-inventory items of the classic account."
+    )
+    classic_overlap_share: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description=(
+            "Share of classic devices whose serial equals a New Central device's (and so, mostly,"
+            " a GreenLake device's); capped by the Central devices there are."
         ),
     )
 
@@ -76,7 +90,30 @@ class DatasetSize(BaseModel):
             central_devices=central,
             central_overlap=min(n(self.central_overlap), central, devices),
             central_not_onboarded=min(n(self.central_not_onboarded), central),
+            classic_devices=n(self.classic_devices),
+            classic_overlap_share=self.classic_overlap_share,
         )
+
+
+class ClassicAccountConfig(BaseModel):
+    """A classic Central account (customer) next to the workspace: its API client and the
+    refresh token it starts with. Demo fixtures, printed by `inventory-sync simulate`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_id: str = Field(
+        "demo-classic-customer", min_length=1, description="The customer (account) id."
+    )
+    customer_name: str = Field("Demo Customer", description="Shown in every inventory item.")
+    client_id: str = Field("demo-classic-client", min_length=1, description="API client id.")
+    client_secret: str = Field(
+        "demo-classic-secret-not-real", min_length=1, description="API client secret."
+    )
+    refresh_token: str = Field(
+        "demo-classic-refresh-0",
+        min_length=1,
+        description="The refresh token valid at start (and after a reset); each refresh rotates it.",
+    )
 
 
 class WorkspaceConfig(BaseModel):
@@ -94,6 +131,9 @@ class WorkspaceConfig(BaseModel):
     )
     dataset: DatasetSize = Field(
         default_factory=DatasetSize, description="How many items this workspace holds."
+    )
+    classic: ClassicAccountConfig = Field(
+        default_factory=ClassicAccountConfig, description="The classic Central account."
     )
 
 
@@ -140,12 +180,17 @@ class LatencyConfig(BaseModel):
         default_factory=lambda: LatencyModel(base_seconds=0.01, per_item_seconds=0.0002),
         description="New Central device lists.",
     )
+    # 5,000 devices are 100 pages of 50; at 7 calls/s that walk takes about 15 s anyway.
+    classic_central: LatencyModel = Field(
+        default_factory=lambda: LatencyModel(base_seconds=0.05, per_item_seconds=0.001),
+        description="Classic Central device inventory.",
+    )
 
     @classmethod
     def none(cls) -> LatencyConfig:
         """Answer at once: for tests where latency is not the point."""
         zero = LatencyModel()
-        return cls(glp_devices=zero, glp_subscriptions=zero, central=zero)
+        return cls(glp_devices=zero, glp_subscriptions=zero, central=zero, classic_central=zero)
 
     def for_family(self, family: Family) -> LatencyModel:
         """The model serving `family` (get-by-id shares the subscriptions model)."""
@@ -153,6 +198,8 @@ class LatencyConfig(BaseModel):
             return self.glp_devices
         if family == "central":
             return self.central
+        if family == "classic_central":
+            return self.classic_central
         return self.glp_subscriptions
 
     def scaled(self, factor: float) -> LatencyConfig:
@@ -161,6 +208,7 @@ class LatencyConfig(BaseModel):
             glp_devices=self.glp_devices.scaled(factor),
             glp_subscriptions=self.glp_subscriptions.scaled(factor),
             central=self.central.scaled(factor),
+            classic_central=self.classic_central.scaled(factor),
         )
 
 
@@ -182,9 +230,15 @@ class RateLimitConfig(BaseModel):
     central: int | None = Field(
         600, ge=1, description="New Central device lists together (undocumented: configurable)."
     )
+    classic_per_second: int | None = Field(
+        7, ge=1, description="Classic Central calls per second per account (documented default)."
+    )
+    classic_per_day: int | None = Field(
+        5000, ge=1, description="Classic Central calls per day per account (documented default)."
+    )
 
     def for_family(self, family: Family) -> int | None:
-        """The limit of `family` per window."""
+        """The limit of `family` per window (classic Central has its own two windows)."""
         limit: int | None = getattr(self, family)
         return limit
 
@@ -212,6 +266,9 @@ class SimulatorConfig(BaseModel):
     token_lifetime_seconds: float = Field(
         7200.0, gt=0, description="Access-token lifetime (undocumented upstream: configurable)."
     )
+    classic_token_lifetime_seconds: float = Field(
+        7200.0, gt=0, description="Classic Central access-token lifetime (documented: 2 h)."
+    )
     page_mutations: int = Field(
         0,
         ge=0,
@@ -230,6 +287,12 @@ class SimulatorConfig(BaseModel):
         clients = [w.client_id for w in self.workspaces]
         if len(set(ids)) != len(ids) or len(set(clients)) != len(clients):
             raise ValueError("workspace ids and client ids must be unique")
+        customers = [w.classic.customer_id for w in self.workspaces]
+        classic_clients = [w.classic.client_id for w in self.workspaces]
+        if len(set(customers)) != len(customers) or len(set(classic_clients)) != len(
+            classic_clients
+        ):
+            raise ValueError("classic customer ids and classic client ids must be unique")
         return self
 
     @classmethod

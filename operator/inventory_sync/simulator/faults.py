@@ -24,9 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from inventory_sync.simulator.responses import error_body, json_response
 
-#: Request families a rule can target; "token" is the OAuth2 endpoint.
+#: Request families a rule can target; "token" is both OAuth2 endpoints (HPE SSO, classic).
 RouteFamily = Literal[
-    "token", "glp_devices", "glp_subscriptions", "glp_subscription_get", "central"
+    "token",
+    "glp_devices",
+    "glp_subscriptions",
+    "glp_subscription_get",
+    "central",
+    "classic_central",
 ]
 
 

@@ -150,6 +150,16 @@ def describe(sim: RunningSimulator) -> str:
             "  (demo fixtures, not real secrets)",
             "    " + ", ".join(f"{n} {kind}" for kind, n in counts.items()),
         ]
+        classic = sim.state.classic.account(workspace.classic.customer_id)
+        lines += [
+            f"    classic customer_id={classic.customer_id}  {classic.count()} devices",
+            f"    classic client_id={workspace.classic.client_id}"
+            f"  client_secret={workspace.classic.client_secret}"
+            f"  refresh_token={classic.refresh_token}  (demo fixtures; the token rotates)",
+        ]
+    lines.append(
+        f"  Classic      POST {sim.url}/oauth2/token  {sim.url}/platform/device_inventory/v1/devices"
+    )
     return "\n".join(lines)
 
 

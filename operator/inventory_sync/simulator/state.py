@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from inventory_sync.simulator.classic_account import ClassicCentral
 from inventory_sync.simulator.config import SimulatorConfig, WorkspaceConfig
 from inventory_sync.simulator.faults import FaultPlan
 from inventory_sync.simulator.ratelimit import Clock, ConcurrencyGauge, SlidingWindowLimiter
@@ -121,6 +122,8 @@ class SimulatorState:
         self.workspaces = {
             w.workspace_id: WorkspaceState(w, seed=config.seed) for w in config.workspaces
         }
+        #: Classic Central: one account per workspace, its rotating refresh token and quotas.
+        self.classic = ClassicCentral(config, clock=clock)
 
     def workspace(self, workspace_id: str | None = None) -> WorkspaceState:
         """A workspace by id; without one, the first configured (the usual single workspace)."""
@@ -149,10 +152,12 @@ class SimulatorState:
         return None
 
     def reset(self) -> None:
-        """Back to the start: data regenerated; tokens, quotas, stats and faults cleared."""
+        """Back to the start: data regenerated; tokens, quotas, stats and faults cleared (classic
+        refresh tokens back to the configured ones)."""
         for workspace in self.workspaces.values():
             workspace.reset()
         self.tokens.clear()
+        self.classic.reset()
         self.limiter.clear()
         self.concurrency.clear()
         self.stats.clear()
@@ -165,6 +170,8 @@ class SimulatorState:
             "max_concurrency": self.concurrency.peaks(),
             "tokens_issued": self.tokens.issued,
             "workspaces": {wid: ws.counts() for wid, ws in self.workspaces.items()},
+            "classic_tokens_issued": self.classic.tokens_issued,
+            "classic_accounts": self.classic.snapshot(),
             "faults": self.faults.report(),
         }
 

@@ -12,6 +12,7 @@ INVENTORY_TABLES = (
     "glp_device_subscriptions",
     "glp_unresolved_subscription_links",
     "central_devices",
+    "central_classic_devices",
     "fabric_objects",
 )
 

@@ -80,8 +80,9 @@ class ScopeMerge:
     async def merge_page(self, items: Sequence[Any]) -> None:
         """Upsert one page in one transaction; counts accumulate in `self.counts`."""
         records: list[tuple[str, str]] = []
+        id_field = self._spec.id_field
         for item in items:
-            item_id = item.get("id") if isinstance(item, dict) else None
+            item_id = item.get(id_field) if isinstance(item, dict) else None
             if not isinstance(item_id, str) or not item_id:
                 self.counts.rejected += 1
                 if len(self.counts.rejected_examples) < 3:

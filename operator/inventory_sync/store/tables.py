@@ -24,6 +24,8 @@ class TableSpec:
     #: Top-level keys of an item kept in `data` but ignored when deciding whether a row
     #: changed (e.g. a Kubernetes resourceVersion, which moves without a content change).
     volatile_keys: tuple[str, ...] = ()
+    #: The item field staged as the row's `id` (classic Central items have none: `serial`).
+    id_field: str = "id"
 
 
 def _text(field: str) -> str:
@@ -90,6 +92,28 @@ CENTRAL_DEVICES = TableSpec(
         "site_id": _text("siteId"),
         "site_name": _text("siteName"),
         "last_seen_at": _time("lastSeenAt"),
+    },
+)
+
+
+# Classic Central inventory: no id upstream, so the serial is the row id. Scope: the account
+# (customer) id, in `account_id`.
+CENTRAL_CLASSIC_DEVICES = TableSpec(
+    table="central_classic_devices",
+    source_kind="arubaCentralClassic",
+    scope_column="account_id",
+    id_field="serial",
+    columns={
+        "serial_number": _text("serial"),
+        "mac_address": _text("macaddr"),
+        "model": _text("model"),
+        "part_number": _text("aruba_part_no"),
+        "device_type": _text("device_type"),
+        "customer_id": _text("customer_id"),
+        "customer_name": _text("customer_name"),
+        "imei": f"nullif({_text('imei')}, '')",
+        "tier_type": _text("tier_type"),
+        "services": "CASE WHEN jsonb_typeof(d->'services') = 'array' THEN d->'services' END",
     },
 )
 

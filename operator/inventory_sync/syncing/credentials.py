@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
-from inventory_sync.errors import CredentialsError
-from inventory_sync.models import SecretRef
+from inventory_sync.errors import CredentialsError, InventorySyncError, public_message
+from inventory_sync.models import RefreshSecretRef, SecretRef
 from inventory_sync.upstream import ClientCredentials
 
 
@@ -20,20 +22,88 @@ class SecretReader(Protocol):
     async def read(self, namespace: str, name: str) -> dict[str, str] | None: ...
 
 
+@runtime_checkable
+class SecretWriter(Protocol):
+    """Writes one key of a Secret (a rotated refresh token); a SecretReader may also be one.
+
+    The operator patches the Secret through the Kubernetes API; the CLI keeps a private file.
+    Implementations never put the value in a log or an error message.
+    """
+
+    async def write(self, namespace: str, name: str, key: str, value: str) -> None: ...
+
+
 async def resolve_credentials(
     reader: SecretReader, *, namespace: str, ref: SecretRef
 ) -> ClientCredentials:
     """Fetch the client id and secret; the error names the Secret and key, never a value."""
-    data = await reader.read(namespace, ref.name)
+    try:
+        data = await reader.read(namespace, ref.name)
+    except InventorySyncError as error:  # e.g. 403: name the Secret the operator could not read
+        raise type(error)(f"Secret {namespace}/{ref.name}: {error}") from error
     if data is None:
         raise CredentialsError(f"Secret {namespace}/{ref.name} not found")
-    missing = [k for k in (ref.client_id_key, ref.client_secret_key) if not data.get(k)]
+    missing = [k for k in ref.required_keys if not data.get(k)]
     if missing:
         keys = ", ".join(repr(k) for k in missing)
         raise CredentialsError(f"Secret {namespace}/{ref.name} has no key {keys}")
     return ClientCredentials(
         client_id=data[ref.client_id_key], client_secret=SecretStr(data[ref.client_secret_key])
     )
+
+
+@dataclass(frozen=True)
+class RefreshCredentials:
+    """A classic Central API client and its current refresh token, as the Secret holds them."""
+
+    client_id: str
+    client_secret: SecretStr
+    refresh_token: SecretStr
+
+
+async def resolve_refresh_credentials(
+    reader: SecretReader, *, namespace: str, ref: RefreshSecretRef
+) -> RefreshCredentials:
+    """Fetch the client id, secret and refresh token; errors as for resolve_credentials."""
+    client = await resolve_credentials(reader, namespace=namespace, ref=ref)
+    # resolve_credentials checked every required key; read again for the refresh token, which
+    # ClientCredentials does not carry (a cheap GET: once per source and run).
+    data = await reader.read(namespace, ref.name) or {}
+    token = data.get(ref.refresh_token_key)
+    if not token:  # removed between the two reads
+        raise CredentialsError(
+            f"Secret {namespace}/{ref.name} has no key {ref.refresh_token_key!r}"
+        )
+    return RefreshCredentials(
+        client_id=client.client_id,
+        client_secret=client.client_secret,
+        refresh_token=SecretStr(token),
+    )
+
+
+def refresh_token_saver(
+    reader: SecretReader, *, namespace: str, ref: RefreshSecretRef
+) -> Callable[[str], Awaitable[None]]:
+    """The `on_rotate` callback writing each rotated refresh token back to `ref`'s key.
+
+    CredentialsError at once when `reader` cannot write: syncing anyway would spend the
+    stored refresh token and leave nothing valid behind for the next run.
+    """
+    where = f"Secret {namespace}/{ref.name} key {ref.refresh_token_key!r}"
+    if not isinstance(reader, SecretWriter):
+        raise CredentialsError(
+            f"{where}: these secrets are read-only here, but classic Central rotates the refresh "
+            "token on every refresh; without writing it back the next run would lose access"
+        )
+    writer = reader
+
+    async def save(value: str) -> None:
+        try:
+            await writer.write(namespace, ref.name, ref.refresh_token_key, value)
+        except (InventorySyncError, OSError) as error:
+            raise CredentialsError(f"{where} not written: {public_message(error)}") from error
+
+    return save
 
 
 class StaticSecrets:

@@ -8,9 +8,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from inventory_sync.syncing.credentials import RefreshCredentials
 from inventory_sync.upstream import (
     ClientCredentials,
+    OnRotate,
     RateLimiterRegistry,
+    RefreshTokenProvider,
     RetryPolicy,
     TokenProvider,
     build_http_client,
@@ -28,6 +31,7 @@ class UpstreamSession:
     transport: httpx.AsyncBaseTransport | None = None  # the test seam
     _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     _tokens: dict[tuple[str, str, str], TokenProvider] = field(default_factory=dict)
+    _refreshing: dict[tuple[str, str, str, str], RefreshTokenProvider] = field(default_factory=dict)
 
     def http_for(self, url: str) -> httpx.AsyncClient:
         host = urlsplit(url).netloc
@@ -49,8 +53,44 @@ class UpstreamSession:
             self._tokens[key] = provider
         return provider
 
+    def refresh_tokens_for(
+        self,
+        token_url: str,
+        credentials: RefreshCredentials,
+        *,
+        stored_at: str,
+        on_rotate: OnRotate,
+    ) -> RefreshTokenProvider:
+        """The one provider for the refresh token stored at `stored_at` (namespace/Secret/key).
+
+        One per storage place, so sources sharing a Secret spend its refresh token once. It is
+        kept while the stored value is one it held (the copy may lag: a run read it before
+        the rotation, or the save failed); a value it never held is a new authorization and
+        gets a new provider. `on_rotate` is the current run's writer.
+        """
+        secret = credentials.client_secret.get_secret_value()
+        digest = hashlib.sha256(secret.encode()).hexdigest()  # a new client: a new provider
+        key = (token_url, credentials.client_id, digest, stored_at)
+        provider = self._refreshing.get(key)
+        stored = credentials.refresh_token.get_secret_value()
+        if provider is None or not provider.holds(stored):
+            provider = RefreshTokenProvider(
+                self.http_for(token_url),
+                token_url=token_url,
+                client_id=credentials.client_id,
+                client_secret=credentials.client_secret,
+                refresh_token=credentials.refresh_token,
+                on_rotate=on_rotate,
+                policy=self.policy,
+                request_timeout=self.request_timeout,
+            )
+            self._refreshing[key] = provider
+        provider.on_rotate = on_rotate
+        return provider
+
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
         self._tokens.clear()
+        self._refreshing.clear()

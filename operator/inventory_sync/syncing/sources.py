@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
 
-from inventory_sync.models import Source
+from inventory_sync.models import ArubaCentralClassicSource, Source
 from inventory_sync.results import SourceOutcome
-from inventory_sync.store.tables import CENTRAL_DEVICES, GLP_DEVICES, GLP_SUBSCRIPTIONS, TableSpec
+from inventory_sync.store.tables import (
+    CENTRAL_CLASSIC_DEVICES,
+    CENTRAL_DEVICES,
+    GLP_DEVICES,
+    GLP_SUBSCRIPTIONS,
+    TableSpec,
+)
 from inventory_sync.syncing import streaming
-from inventory_sync.syncing.credentials import SecretReader, resolve_credentials
+from inventory_sync.syncing.credentials import (
+    SecretReader,
+    refresh_token_saver,
+    resolve_credentials,
+    resolve_refresh_credentials,
+)
 from inventory_sync.syncing.progress import ProgressListener
 from inventory_sync.syncing.session import UpstreamSession
-from inventory_sync.upstream import CentralClient, GreenLakeClient, Page
+from inventory_sync.upstream import CentralClient, ClassicCentralClient, GreenLakeClient, Page
 
 
 @dataclass
@@ -51,6 +63,8 @@ async def sync_source(ctx: SourceContext, source: Source, outcome: SourceOutcome
 
 
 async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
+    if source.aruba_central_classic is not None:
+        return await _open_classic_walk(ctx, source.aruba_central_classic)
     credentials = await resolve_credentials(
         ctx.secrets, namespace=ctx.namespace, ref=source.secret_ref
     )
@@ -90,6 +104,42 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
     return _Walk(
         CENTRAL_DEVICES, central.workspace_id, central_client.pages(), None, central_client.stats
     )
+
+
+async def _open_classic_walk(ctx: SourceContext, classic: ArubaCentralClassicSource) -> _Walk:
+    ref = classic.credentials_secret_ref
+    credentials = await resolve_refresh_credentials(ctx.secrets, namespace=ctx.namespace, ref=ref)
+    # Before the first refresh: a rotated token nobody can store must never be asked for.
+    save = refresh_token_saver(ctx.secrets, namespace=ctx.namespace, ref=ref)
+    session = ctx.session
+    tokens = session.refresh_tokens_for(
+        classic.effective_token_url,
+        credentials,
+        stored_at=f"{ctx.namespace}/{ref.name}/{ref.refresh_token_key}",
+        on_rotate=save,
+    )
+    client = ClassicCentralClient(
+        session.http_for(classic.endpoint),
+        base_url=classic.endpoint,
+        tokens=tokens,
+        limiters=session.limiters,
+        account_id=classic.account_id,
+        policy=session.policy,
+        page_size=classic.page_size,
+    )
+
+    async def confirm(serials: Sequence[str]) -> list[dict[str, Any]]:
+        # The inventory has no lookup by serial: a second walk tells which still exist
+        # (only when the first one missed something, so deletions stay cheap and rare).
+        wanted = set(serials)
+        found: list[dict[str, Any]] = []
+        async with aclosing(client.pages()) as pages:
+            async for page in pages:
+                found += [{"id": d["serial"]} for d in page.items if d.get("serial") in wanted]
+        return found
+
+    # Rows are keyed by serial (CENTRAL_CLASSIC_DEVICES.id_field): items carry no id.
+    return _Walk(CENTRAL_CLASSIC_DEVICES, classic.account_id, client.pages(), confirm, client.stats)
 
 
 async def _stream(ctx: SourceContext, walk: _Walk, outcome: SourceOutcome) -> None:

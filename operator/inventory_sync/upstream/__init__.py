@@ -1,6 +1,12 @@
-"""Upstream API clients (GreenLake, New Central): tokens, rate limits, retries and paging."""
+"""Upstream API clients (GreenLake, New and classic Central): tokens, rate limits, retries, paging."""
 
 from inventory_sync.upstream.central import CentralClient, CentralLimits
+from inventory_sync.upstream.classic_central import (
+    CLASSIC_INVENTORY_PATH,
+    AccountBudget,
+    ClassicCentralClient,
+    ClassicCentralLimits,
+)
 from inventory_sync.upstream.credentials import ClientCredentials
 from inventory_sync.upstream.greenlake import GreenLakeClient, GreenLakeLimits, Resource, id_filter
 from inventory_sync.upstream.httpclient import (
@@ -17,6 +23,8 @@ from inventory_sync.upstream.paging import (
     decode_offset_page,
 )
 from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
+from inventory_sync.upstream.refresh_tokens import OnRotate, RefreshTokenProvider
+from inventory_sync.upstream.requesting import BearerTokens, Budget
 from inventory_sync.upstream.retrying import (
     RETRYABLE_STATUSES,
     AttemptRecord,
@@ -32,19 +40,27 @@ from inventory_sync.upstream.tokens import TokenProvider
 
 __all__ = [
     "CENTRAL_INVENTORY_PATH",
+    "CLASSIC_INVENTORY_PATH",
     "GREENLAKE_API_URL",
     "RETRYABLE_STATUSES",
     "TOKEN_URL",
     "USER_AGENT",
+    "AccountBudget",
     "AttemptRecord",
+    "BearerTokens",
+    "Budget",
     "CentralClient",
     "CentralLimits",
+    "ClassicCentralClient",
+    "ClassicCentralLimits",
     "ClientCredentials",
     "GreenLakeClient",
     "GreenLakeLimits",
+    "OnRotate",
     "Page",
     "RateLimiter",
     "RateLimiterRegistry",
+    "RefreshTokenProvider",
     "RequestStats",
     "Resource",
     "RetryPolicy",

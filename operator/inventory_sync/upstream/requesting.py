@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 
 from inventory_sync.errors import UpstreamAuthError
-from inventory_sync.upstream.ratelimit import RateLimiter
 from inventory_sync.upstream.retrying import (
     AttemptRecord,
     RequestStats,
@@ -20,13 +19,29 @@ from inventory_sync.upstream.retrying import (
     safe_url,
     send_and_read,
 )
-from inventory_sync.upstream.tokens import TokenProvider
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
 Params = Mapping[str, str | int]
+
+
+class BearerTokens(Protocol):
+    """Where bearer tokens come from: TokenProvider (client credentials) or
+    RefreshTokenProvider (classic Central's rotating refresh tokens)."""
+
+    async def token(self) -> str: ...
+
+    def invalidate(self, token: str) -> None: ...
+
+
+class Budget(Protocol):
+    """What paces requests: a RateLimiter, or several budgets drawn on together."""
+
+    async def acquire(self) -> float: ...
+
+    def pause_for(self, seconds: float) -> None: ...
 
 
 class Requester:
@@ -42,7 +57,7 @@ class Requester:
         self,
         http: httpx.AsyncClient,
         *,
-        tokens: TokenProvider,
+        tokens: BearerTokens,
         policy: RetryPolicy,
         request_timeout: float,
         sleep: Sleep = asyncio.sleep,
@@ -59,20 +74,25 @@ class Requester:
         url: str,
         *,
         params: Params,
-        limiter: RateLimiter,
+        limiter: Budget,
         read: Callable[[httpx.Response], _T],
+        observe: Callable[[httpx.Response], None] | None = None,
     ) -> _T:
-        """GET `url` and `read` the 2xx answer (read may raise UpstreamProtocolError to retry)."""
+        """GET `url` and `read` the 2xx answer (read may raise UpstreamProtocolError to retry).
+
+        `observe` sees every response first, whatever its status (e.g. quota headers); an
+        error it raises ends the request at once, without retries.
+        """
         describe = f"GET {safe_url(url)}"
         token = await self._tokens.token()
         try:
-            return await self._attempts(url, params, token, limiter, read, describe)
+            return await self._attempts(url, params, token, limiter, read, describe, observe)
         except TokenRejected:
             log.info("%s: token refused, refreshing it once", describe)
             self._tokens.invalidate(token)
         token = await self._tokens.token()
         try:
-            return await self._attempts(url, params, token, limiter, read, describe)
+            return await self._attempts(url, params, token, limiter, read, describe, observe)
         except TokenRejected as exc:
             raise UpstreamAuthError(
                 f"{describe}: bearer token refused again after a refresh (HTTP 401)"
@@ -83,15 +103,21 @@ class Requester:
         url: str,
         params: Params,
         token: str,
-        limiter: RateLimiter,
+        limiter: Budget,
         read: Callable[[httpx.Response], _T],
         describe: str,
+        observe: Callable[[httpx.Response], None] | None,
     ) -> _T:
         headers = {"Authorization": f"Bearer {token}"}
 
         async def send() -> httpx.Response:
             self.stats.record_rate_limit_wait(await limiter.acquire())
-            return await self._http.get(url, params=params, headers=headers, timeout=self._timeout)
+            response = await self._http.get(
+                url, params=params, headers=headers, timeout=self._timeout
+            )
+            if observe is not None:
+                observe(response)
+            return response
 
         def on_attempt(record: AttemptRecord) -> None:
             self.stats.record(record)

@@ -252,7 +252,8 @@ _DETAIL_LIMIT = 200
 
 
 def error_detail(response: httpx.Response) -> str:
-    """A short, sanitized summary of an error body (GreenLake or OAuth2 shape), or ''."""
+    """A short, sanitized summary of an error body (GreenLake, OAuth2 or classic Central
+    shape), or ''."""
     try:
         body: Any = response.json()
     except (ValueError, UnicodeDecodeError):
@@ -261,7 +262,7 @@ def error_detail(response: httpx.Response) -> str:
         return ""
     parts = [
         str(body[key])
-        for key in ("errorCode", "error", "message", "error_description", "debugId")
+        for key in ("errorCode", "error", "message", "error_description", "description", "debugId")
         if isinstance(body.get(key), str | int) and body.get(key) != ""
     ]
     if not parts:

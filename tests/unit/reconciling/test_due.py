@@ -114,3 +114,15 @@ def test_a_manual_trigger_carries_the_value_to_echo() -> None:
 def test_failure_backoff_never_exceeds_the_interval() -> None:
     status = {**SYNCED_5M_AGO, "consecutiveFailures": 30}
     assert due(status).scheduled_at == NOW - timedelta(minutes=5) + INTERVAL
+
+
+def test_claim_keys_are_what_every_replica_derives_alike() -> None:
+    assert due({}).claim_key == "startup"
+    assert due(SYNCED_5M_AGO, annotations={REQUESTED_AT: "t9"}).claim_key == "manual:t9"
+    assert due(SYNCED_5M_AGO, generation=2).claim_key == "generation:2"
+    later = due(SYNCED_5M_AGO, now=NOW + timedelta(minutes=11))
+    assert later.claim_key == "schedule:2026-11-22T12:10:00.000000+00:00"
+    # evaluated a second later by another replica: the same run, the same key
+    assert (
+        due(SYNCED_5M_AGO, now=NOW + timedelta(minutes=11, seconds=1)).claim_key == later.claim_key
+    )

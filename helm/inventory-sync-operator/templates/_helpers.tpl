@@ -1,0 +1,109 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "inventory-sync.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: the release name if it already contains the chart name, else RELEASE-CHART. */}}
+{{- define "inventory-sync.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "inventory-sync.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "inventory-sync.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "inventory-sync.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "inventory-sync.labels" -}}
+helm.sh/chart: {{ include "inventory-sync.chart" . }}
+{{ include "inventory-sync.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: inventory-sync
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "inventory-sync.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "inventory-sync.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "inventory-sync.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when several replicas need kopf peering, else "". */}}
+{{- define "inventory-sync.peering" -}}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- end }}
+
+{{- define "inventory-sync.peeringName" -}}
+{{- default (include "inventory-sync.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{/* The namespaces whose Role may read Hedgehog objects (namespaced mode only), as JSON. */}}
+{{- define "inventory-sync.hedgehogNamespaces" -}}
+{{- if .Values.rbac.hedgehog.enabled }}
+{{- default .Values.watchNamespaces .Values.rbac.hedgehog.namespaces | uniq | toJson }}
+{{- else }}
+{{- list | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* The rules granted wherever the operator watches (a ClusterRole, or a Role per namespace). */}}
+{{- define "inventory-sync.watchRules" -}}
+# Watch our resources (kopf lists and watches them; the scheduler reads them).
+- apiGroups: [inventorysync.dev]
+  resources: [syncschedules, fabrics]
+  verbs: [get, list, watch]
+# Write outcomes: the status subresource only, never spec.
+- apiGroups: [inventorysync.dev]
+  resources: [syncschedules/status, fabrics/status]
+  verbs: [get, patch]
+{{- end }}
+
+{{- define "inventory-sync.crdRules" -}}
+# kopf discovers which of our CRDs exist before it starts watching.
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [get, list, watch]
+{{- end }}
+
+{{- define "inventory-sync.secretAndEventRules" -}}
+# Upstream credentials and fabric kubeconfigs, read by name on each run (no list, no watch).
+# With rbac.writeRotatedTokens also patch: classic Central rotates its refresh token on every
+# refresh and the new one must be written back (names come from user specs, so no resourceNames).
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: {{ if .Values.rbac.writeRotatedTokens }}[get, patch]{{ else }}[get]{{ end }}
+# One Event per run outcome.
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
+
+{{- define "inventory-sync.hedgehogRules" -}}
+# A Fabric without a kubeconfig Secret is this cluster: read its Hedgehog resources.
+- apiGroups: [wiring.githedgehog.com, vpc.githedgehog.com]
+  resources: ["*"]
+  verbs: [get, list]
+{{- end }}
