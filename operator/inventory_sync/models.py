@@ -316,6 +316,15 @@ class FabricSpec(_Scheduled):
     kinds: list[KindRef] = Field(default_factory=lambda: list(DEFAULT_FABRIC_KINDS), max_length=64)
     page_size: int = Field(default=500, ge=1, le=5000, strict=True)
 
+    @model_validator(mode="after")
+    def _unique_kinds(self) -> FabricSpec:
+        # Two entries for one kind would merge into the same scope at once.
+        seen = [(k.group, k.kind) for k in self.kinds]
+        twice = sorted({f"{g}/{k}" for g, k in seen if seen.count((g, k)) > 1})
+        if twice:
+            raise ValueError(f"kinds must be unique: {', '.join(twice)}")
+        return self
+
 
 class ObjectMeta(BaseModel):
     """The parts of metadata the engine needs (everything else is ignored)."""

@@ -302,6 +302,13 @@ EXAMPLES = {
         "spec.pageSize in body should be greater than or equal to 1",
         model="spec.pageSize: Input should be greater than or equal to 1",
     ),
+    "fabric kind listed twice": invalid(
+        "Fabric",
+        fabric(kinds=[{"group": "wiring.githedgehog.com", "kind": "Switch"}] * 2),
+        "spec.kinds: Invalid value",
+        "kinds must be unique",
+        model="spec: kinds must be unique: wiring.githedgehog.com/Switch",
+    ),
     # ---- the documented asymmetry
     "a dependsOn cycle through three sources": Example(
         "SyncSchedule",

@@ -213,3 +213,9 @@ def test_published_messages_hide_tokens_and_query_strings(raw: str, published: s
 
 def test_published_messages_are_capped() -> None:
     assert len(public_message(RuntimeError("x" * 1000))) == 256
+
+
+def test_fabric_rejects_a_kind_listed_twice() -> None:
+    kinds = [{"group": "wiring.githedgehog.com", "kind": "Switch"}] * 2
+    with pytest.raises(SpecError, match="kinds must be unique: wiring.githedgehog.com/Switch"):
+        parse_fabric_spec({"interval": "5m", "kinds": kinds})

@@ -35,6 +35,7 @@ from inventory_sync.upstream.retrying import (
     safe_url,
     send_and_read,
 )
+from inventory_sync.upstream.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class RefreshTokenProvider:
         self._refresh_at = float("-inf")
         self._unsaved = False
         self._known = {_digest(refresh_token.get_secret_value())}
-        self._refreshing: asyncio.Task[str] | None = None
+        self._refreshing = SingleFlight(self._refresh, name="upstream refresh-token grant")
         self.stats = RequestStats()
         #: Refreshes done and rotated tokens saved: for metrics and tests.
         self.refreshes = 0
@@ -123,22 +124,12 @@ class RefreshTokenProvider:
         """An access token valid for at least the refresh margin, its refresh token saved."""
         if self._access is not None and not self._unsaved and self._clock() < self._refresh_at:
             return self._access
-        if self._refreshing is None:
-            task = asyncio.create_task(self._refresh(), name="upstream refresh-token grant")
-            task.add_done_callback(self._refresh_finished)
-            self._refreshing = task
-        return await asyncio.shield(self._refreshing)
+        return await self._refreshing.run()
 
     def invalidate(self, token: str) -> None:
         """Forget the access token `token` (the server answered 401 to it) unless replaced."""
         if token == self._access:
             self._access = None
-
-    def _refresh_finished(self, task: asyncio.Task[str]) -> None:
-        if self._refreshing is task:
-            self._refreshing = None
-        if not task.cancelled():
-            task.exception()  # retrieved: no "never retrieved" log when every waiter left
 
     async def _refresh(self) -> str:
         if self._unsaved:  # an earlier save failed: that token is the only live one

@@ -23,6 +23,7 @@ from inventory_sync.upstream.retrying import (
     safe_url,
     send_and_read,
 )
+from inventory_sync.upstream.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class TokenProvider:
         self._sleep = sleep
         self._token: str | None = None
         self._refresh_at = float("-inf")
-        self._refreshing: asyncio.Task[str] | None = None
+        self._refreshing = SingleFlight(self._refresh, name="upstream token refresh")
         self.stats = RequestStats()
         #: How many tokens were obtained: for metrics and tests.
         self.refreshes = 0
@@ -82,25 +83,12 @@ class TokenProvider:
         """A token that is valid for at least the refresh margin (or half its lifetime)."""
         if self._token is not None and self._clock() < self._refresh_at:
             return self._token
-        if self._refreshing is None:
-            task = asyncio.create_task(self._refresh(), name="upstream token refresh")
-            task.add_done_callback(self._refresh_finished)
-            self._refreshing = task
-        return await asyncio.shield(self._refreshing)
+        return await self._refreshing.run()
 
     def invalidate(self, token: str) -> None:
         """Forget `token` (the server answered 401 to it) unless a newer one replaced it."""
         if token == self._token:
             self._token = None
-
-    def _refresh_finished(self, task: asyncio.Task[str]) -> None:
-        if self._refreshing is task:
-            self._refreshing = None
-        if not task.cancelled():
-            # Every waiter has seen the outcome through its shield; marking it retrieved
-            # here keeps asyncio from logging "Task exception was never retrieved" when
-            # all waiters were cancelled first.
-            task.exception()
 
     async def _refresh(self) -> str:
         describe = f"POST {self.token_url}"
