@@ -217,5 +217,5 @@ def test_published_messages_are_capped() -> None:
 
 def test_fabric_rejects_a_kind_listed_twice() -> None:
     kinds = [{"group": "wiring.githedgehog.com", "kind": "Switch"}] * 2
-    with pytest.raises(SpecError, match="kinds must be unique: wiring.githedgehog.com/Switch"):
+    with pytest.raises(SpecError, match=r"kinds must be unique: wiring\.githedgehog\.com/Switch"):
         parse_fabric_spec({"interval": "5m", "kinds": kinds})
