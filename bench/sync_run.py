@@ -92,14 +92,18 @@ async def main(repeat: int) -> None:
         tempfile.TemporaryDirectory() as directory,
         start_in_thread(SimulatorConfig()) as simulator,
     ):
-        server_url = start_embedded(Path(directory) / "pg")
+        data = Path(directory) / "pg"
+        server_url = start_embedded(data)
         timings: dict[str, list[float]] = {"parallel": [], "sequential": []}
-        for _ in range(repeat):
-            for variant in ("sequential", "parallel"):
-                simulator.state.reset()  # fresh quotas, same data
-                timings[variant].append(
-                    await one_run(server_url, simulator, sequential=variant == "sequential")
-                )
+        try:
+            for _ in range(repeat):
+                for variant in ("sequential", "parallel"):
+                    simulator.state.reset()  # fresh quotas, same data
+                    timings[variant].append(
+                        await one_run(server_url, simulator, sequential=variant == "sequential")
+                    )
+        finally:
+            stop_embedded(data)  # also when a run fails: no server outlives the benchmark
     med = {k: statistics.median(v) for k, v in timings.items()}
     print(f"runs per variant: {repeat}")
     for variant, values in timings.items():
