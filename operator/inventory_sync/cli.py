@@ -13,6 +13,7 @@ from rich.console import Console
 from inventory_sync import __version__
 from inventory_sync.database_choice import choose_database_url
 from inventory_sync.errors import InventorySyncError, public_message
+from inventory_sync.kube import KubeConnection
 from inventory_sync.manifests import EnvOverlaySecrets, load_manifest
 from inventory_sync.oneshot import preflight, run_once
 from inventory_sync.reporting import ProgressBars, print_status
@@ -91,16 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--namespace", action="append", default=[], help="watch only this namespace (repeatable)"
     )
+    _add_kubeconfig_arguments(run)
 
     trig = commands.add_parser(
         "trigger", help="request a run now: syncschedule/NAME or fabric/NAME"
     )
     trig.add_argument("target", help="KIND/NAME, e.g. syncschedule/inventory or fabric/fab-a")
-    trig.add_argument("-n", "--namespace", default="default")
+    trig.add_argument(
+        "-n", "--namespace", help="default: the kubeconfig context's namespace, else default"
+    )
     trig.add_argument(
         "--wait", action="store_true", help="wait for the run and exit 1 if it failed"
     )
     trig.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (with --wait)")
+    _add_kubeconfig_arguments(trig)
 
     from inventory_sync import demo
     from inventory_sync.simulator.cli import add_cli_arguments as add_simulator_arguments
@@ -112,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("simulate", help="serve the simulated upstream APIs")
     )
     return parser
+
+
+def _add_kubeconfig_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)",
+    )
+    parser.add_argument("--context", help="kubeconfig context (default: current-context)")
+
+
+def _connection(args: argparse.Namespace) -> KubeConnection:
+    return KubeConnection.default(kubeconfig=args.kubeconfig, context=args.context)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,13 +160,18 @@ def main(argv: list[str] | None = None) -> int:
                 settings = settings.model_copy(
                     update={"watch_namespaces": ",".join(args.namespace)}
                 )
-            return run_operator(settings)
+            return run_operator(settings, connection=_connection(args))
         if args.command == "trigger":
             from inventory_sync.operating.main import trigger
 
+            connection = _connection(args)
             code, message = asyncio.run(
                 trigger(
-                    args.target, namespace=args.namespace, wait=args.wait, wait_seconds=args.timeout
+                    args.target,
+                    namespace=args.namespace or connection.namespace,
+                    wait=args.wait,
+                    wait_seconds=args.timeout,
+                    connection=connection,
                 )
             )
             print(message)

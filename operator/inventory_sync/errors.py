@@ -2,6 +2,7 @@
 
 InventorySyncError
 ├── SpecError               bad resource or manifest (permanent → Stalled / exit 2)
+│   └── EndpointRefused     credentials would go where they must not (plain http, metadata)
 ├── CredentialsError        missing Secret or key (permanent → Stalled)
 ├── UpstreamError           anything an upstream API did wrong
 │   ├── UpstreamAuthError   token refused after a refresh (permanent)
@@ -24,6 +25,8 @@ InventorySyncError
 
 from __future__ import annotations
 
+import re
+
 
 class InventorySyncError(Exception):
     """Base of every error this package raises on purpose."""
@@ -36,6 +39,11 @@ class SpecError(InventorySyncError):
     """A resource or manifest is invalid; the message names the field path."""
 
     permanent = True
+
+
+class EndpointRefused(SpecError):
+    """A URL that would receive credentials breaks the egress rules (see `endpoints`): plain
+    http to a non-loopback host, a link-local or metadata address, an unlisted in-cluster name."""
 
 
 class CredentialsError(InventorySyncError):
@@ -125,16 +133,39 @@ class RunTimeout(InventorySyncError):
     """The run exceeded its timeout and was cancelled."""
 
 
+# Key names whose value is a secret: access_token, refresh_token, client_secret, password…
+_SECRET_KEY = r"(?:[A-Za-z0-9]+[_-])*(?:token|secret|password|passwd|api[_-]?key)s?"
+# A quoted key and quoted value ({"access_token": "abc"}, {'password': 'x'}): the value goes.
+_QUOTED_SECRET = re.compile(
+    rf"""(?i)(?<![\w.-])(["'])({_SECRET_KEY})\1(\s*[:=]\s*)(["'])(?:\\.|(?!\4).)*\4"""
+)
+# A bare key=value or key: value. Not after "/", "-", "'" or a word character, so a Secret
+# *name* such as "ns/glp-token: …" or "key 'refresh_token': …" is left alone.
+_BARE_SECRET = re.compile(
+    rf"""(?i)(?<![\w./'"-])({_SECRET_KEY})(\s*[=:]\s*)"""
+    rf"""(?:(["'])(?:\\.|(?!\3).)*\3|(?!["'\s])[^\s,;&}}]+)"""
+)
+# "Bearer <token>", unless the next word is prose ("bearer token refused"); "Basic <base64>".
+_BEARER = re.compile(
+    r"(?i)\b(bearer)\s+(?!(?:token|tokens|credentials?|auth\w*|scheme|header)\b)[^\s,;]+"
+    r"|\b(basic)\s+(?!auth\w*\b)[A-Za-z0-9+/]{8,}={0,2}"
+)
+_URL_QUERY = re.compile(r"(https?://[^\s?#]+)\?[^\s]*")
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@]+):[^\s@/]+@")
+
+
 def public_message(error: BaseException, *, limit: int = 256) -> str:
     """A message safe to publish in status, Events and logs.
 
-    Query strings are stripped from URLs (they can carry tokens, as Flux does) and the text is
-    capped at 256 characters to limit what an unexpected message could leak (kopf's choice).
+    Query strings are stripped from URLs (they can carry tokens, as Flux does), passwords in
+    URLs, bearer tokens and the values of secret-named keys (bare or JSON-quoted) become ***,
+    and the text is capped at 256 characters to limit what an unexpected message could leak
+    (kopf's choice).
     """
-    import re
-
     text = str(error) or type(error).__name__
-    text = re.sub(r"(https?://[^\s?#]+)\?[^\s]*", r"\1", text)
-    text = re.sub(r"(?i)\b(bearer)\s+\S+", r"\1 ***", text)
-    text = re.sub(r"(?i)(token|secret|password)(\s*[=:]\s*)\S+", r"\1\2***", text)
+    text = _URL_QUERY.sub(r"\1", text)
+    text = _URL_PASSWORD.sub(r"\1:***@", text)
+    text = _BEARER.sub(lambda m: f"{m[1] or m[2]} ***", text)
+    text = _QUOTED_SECRET.sub(r"\1\2\1\3\4***\4", text)
+    text = _BARE_SECRET.sub(lambda m: f"{m[1]}{m[2]}{m[3] or ''}***{m[3] or ''}", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

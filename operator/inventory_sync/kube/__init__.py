@@ -8,7 +8,9 @@ from inventory_sync.kube.client import (
     KubeClient,
     ListPage,
 )
-from inventory_sync.kube.connection import SERVICE_ACCOUNT_DIR, KubeConnection
+from inventory_sync.kube.connection import SERVICE_ACCOUNT_DIR, Impersonation, KubeConnection
+from inventory_sync.kube.credentials import Credential
+from inventory_sync.kube.exec_plugin import ExecConfig
 from inventory_sync.kube.paths import describe_path, group_version_path, resource_path
 
 __all__ = [
@@ -17,6 +19,9 @@ __all__ = [
     "SERVICE_ACCOUNT_DIR",
     "USER_AGENT",
     "APIResource",
+    "Credential",
+    "ExecConfig",
+    "Impersonation",
     "KubeClient",
     "KubeConnection",
     "ListPage",

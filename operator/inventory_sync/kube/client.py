@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import re
+import ssl
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any, Literal, NoReturn
 
 import httpx
 
+from inventory_sync import connect_errors, egress
 from inventory_sync.errors import (
     KubeConflict,
     KubeForbidden,
@@ -31,6 +33,7 @@ from inventory_sync.errors import (
     KubeUnavailable,
 )
 from inventory_sync.kube.connection import KubeConnection
+from inventory_sync.kube.credentials import Credential
 from inventory_sync.kube.paths import describe_path, group_version_path, resource_path
 
 USER_AGENT = "inventory-sync-operator"
@@ -85,16 +88,45 @@ class KubeClient:
         retry_delay: float = 0.25,
     ) -> None:
         self.connection = connection
+        self._timeout = timeout
+        self._transport = transport
         self._get_retries = get_retries
         self._retry_delay = retry_delay
-        self._http = httpx.AsyncClient(
-            base_url=connection.server,
-            # A custom transport (tests, proxies) brings its own TLS: building ours is moot.
-            verify=connection.ssl_context() if transport is None else True,
-            transport=transport,
-            timeout=httpx.Timeout(timeout),
+        self._http: httpx.AsyncClient | None = None
+        #: The exec-plugin client certificate `_http` was built with (None: the kubeconfig's).
+        self._http_cert: str | None = None
+        self._retired: list[httpx.AsyncClient] = []
+        if connection.exec_plugin is None:
+            # TLS material is fixed: build now, so an unusable CA or key fails at once.
+            self._http = self._build(None)
+
+    def _build(self, credential: Credential | None) -> httpx.AsyncClient:
+        """An httpx client for the connection's TLS settings and proxy. A custom transport
+        (tests, proxies) brings its own TLS and routing: building ours is moot."""
+        own = self._transport is None
+        client = httpx.AsyncClient(
+            base_url=self.connection.server,
+            verify=self.connection.ssl_context(credential) if own else True,
+            proxy=self.connection.proxy_url if own else None,
+            transport=self._transport,
+            timeout=httpx.Timeout(self._timeout),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
+        if own and self.connection.guarded:
+            egress.guard_client(client, policy=None)
+        return client
+
+    def _client_for(self, credential: Credential) -> httpx.AsyncClient:
+        """The httpx client for `credential`: rebuilt when an exec plugin hands out a new
+        client certificate (TLS settings are fixed per client)."""
+        cert = credential.client_cert_data if self.connection.exec_plugin is not None else None
+        if self._http is None or cert != self._http_cert:
+            if self._http is not None:
+                # Requests in flight may still use it: close it with the client, not now.
+                self._retired.append(self._http)
+            self._http = self._build(credential)
+            self._http_cert = cert
+        return self._http
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -108,7 +140,9 @@ class KubeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for client in [*self._retired, *([self._http] if self._http is not None else [])]:
+            await client.aclose()
+        self._retired.clear()
 
     # ----------------------------------------------------------------------- verbs
 
@@ -246,6 +280,26 @@ class KubeClient:
         values.update({k: str(v) for k, v in (body.get("stringData") or {}).items()})
         return values
 
+    async def may(
+        self, verb: str, resource: str, *, namespace: str, name: str | None = None, group: str = ""
+    ) -> tuple[bool, str]:
+        """Whether this identity may `verb` `resource` (a SelfSubjectAccessReview, which every
+        authenticated identity may create through the default system:basic-user role), and
+        the authorizer's reason."""
+        attributes = {"verb": verb, "resource": resource, "group": group, "namespace": namespace}
+        if name:
+            attributes["name"] = name
+        review = await self.create(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attributes},
+            },
+        )
+        status = review.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
+
     async def discover(self, group: str, version: str) -> dict[str, APIResource]:
         """Kind → resource for one group/version; {} when the API server does not serve it."""
         body = await self.get(group_version_path(group, version))
@@ -278,27 +332,40 @@ class KubeClient:
         body: Mapping[str, Any] | None = None,
         content_type: str | None = None,
     ) -> httpx.Response:
-        """Send, retrying GETs on transient failures; return a 2xx response or raise."""
+        """Send, retrying GETs on transient failures; return a 2xx response or raise.
+
+        A 401 renews the credential once (a rotated token file, an exec plugin's revoked
+        token) and resends, for any verb: a 401 means the server did nothing."""
         attempts = 1 + (self._get_retries if method == "GET" else 0)
         content = None if body is None else json.dumps(body).encode()
+        credential = await self.connection.credentials.current()
+        renewed = False
         failure = ""
-        for attempt in range(1, attempts + 1):
-            headers = {"Content-Type": content_type} if content_type else {}
-            token = self.connection.bearer_token()
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
+            http = self._client_for(credential)
+            headers = [("Content-Type", content_type)] if content_type else []
+            headers += self.connection.headers(credential)
             delay = self._retry_delay * 2 ** (attempt - 1)
             try:
-                response = await self._http.request(
+                response = await http.request(
                     method, path, params=params, content=content, headers=headers
                 )
-            except httpx.TimeoutException:
-                failure = "timed out"
             except httpx.TransportError as error:
-                failure = f"connection failed ({type(error).__name__})"
+                failure = self._describe(error)
+                if _certificate_refused(error):
+                    attempts = attempt  # a wrong CA or name does not heal in a second
             else:
                 if response.is_success:
                     return response
+                if response.status_code == 401 and not renewed:
+                    renewed = True
+                    fresh = await self.connection.credentials.renew(credential)
+                    if fresh is not None:
+                        credential = fresh
+                        attempt -= 1  # a renewal is not one of the retries
+                        continue
                 if response.status_code not in _RETRY_STATUSES or attempt == attempts:
                     _raise_for(response, method, path, origin=self.connection.origin)
                 failure = f"HTTP {response.status_code}"
@@ -309,8 +376,21 @@ class KubeClient:
                     delay = hinted
             if attempt < attempts:
                 await asyncio.sleep(delay)
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
         raise KubeUnavailable(f"{method} {_bare(path)}: {failure}{tries}")
+
+    def _describe(self, error: httpx.TransportError) -> str:
+        connection = self.connection
+        return connect_errors.describe(
+            error,
+            target=connection.host,
+            tls_name=connection.tls_server_name,
+            proxy=connection.proxy_display,
+        )
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    return any(isinstance(c, ssl.SSLCertVerificationError) for c in connect_errors.causes(error))
 
 
 def _bare(path: str) -> str:

@@ -1,32 +1,61 @@
 """Where a Kubernetes API server is and how to authenticate to it (kube layer): in-cluster or kubeconfig.
 
-A `KubeConnection` is plain data; `KubeClient` turns it into an HTTP client. Supported
-credentials are what a controller needs: a bearer token (inline or a file re-read on every
-request, so rotated projected ServiceAccount tokens keep working) and client certificates.
-Exec plugins and auth providers run local programs and are refused with a clear error.
+A `KubeConnection` is plain data plus its credential source (kube/credentials.py): the token,
+token file or exec plugin that changes over time. `KubeClient` (httpx) and the operator's kopf
+login (aiohttp) both turn it into requests, so what a kubeconfig says is honoured by both:
+client certificates, tokens, token files, exec plugins, basic auth, impersonation, proxy-url,
+tls-server-name and disable-compression. kubeconfig parsing and its refusals live in
+kube/kubeconfig.py.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 import ssl
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
+from urllib.parse import quote, urlsplit
 
 from inventory_sync.errors import KubeConfigError
+from inventory_sync.kube import kubeconfig as kc
+from inventory_sync.kube.credentials import (
+    Credential,
+    CredentialSource,
+    ExecCredentials,
+    FixedCredentials,
+    TokenFileCredentials,
+)
+from inventory_sync.kube.exec_plugin import ExecConfig, run_plugin
+from inventory_sync.kube.tls import TLSSettings
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_KUBECONFIG = Path("~/.kube/config")
+# Characters allowed in an HTTP header name besides letters and digits (RFC 9110 tchar): an
+# extra key is percent-encoded beyond them, as client-go does.
+_HEADER_SAFE = "!#$&'*+-.^_`|~"
 
-# Kubeconfig fields that name files on the machine reading the kubeconfig.
-_FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
+
+@dataclass(frozen=True)
+class Impersonation:
+    """kubeconfig's `as`, `as-uid`, `as-groups` and `as-user-extra`: act as another identity
+    (the API server checks the `impersonate` RBAC verb of the real one)."""
+
+    user: str
+    uid: str | None = None
+    groups: tuple[str, ...] = ()
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def headers(self) -> list[tuple[str, str]]:
+        out = [("Impersonate-User", self.user)]
+        if self.uid:
+            out.append(("Impersonate-Uid", self.uid))
+        out += [("Impersonate-Group", group) for group in self.groups]
+        for key, values in self.extra:
+            out += [(f"Impersonate-Extra-{quote(key, safe=_HEADER_SAFE)}", v) for v in values]
+        return out
 
 
 @dataclass(frozen=True)
@@ -39,55 +68,104 @@ class KubeConnection:
     #: PEM text of the trusted CA bundle (decoded `certificate-authority-data`).
     ca_data: str | None = None
     token: str | None = field(default=None, repr=False)
-    #: Read on every request; wins over `token` only when `token` is unset.
+    #: Read on every request; used only when `token` is unset.
     token_file: str | None = None
     client_cert_file: str | None = None
     client_key_file: str | None = None
     client_cert_data: str | None = None
     client_key_data: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
     insecure: bool = False
+    #: The name to verify the server certificate against and send as SNI (tls-server-name).
+    tls_server_name: str | None = None
+    #: http(s):// (CONNECT) or socks5:// proxy; may hold proxy credentials, hence no repr.
+    proxy_url: str | None = field(default=None, repr=False)
+    disable_compression: bool = False
+    impersonate: Impersonation | None = None
+    exec_plugin: ExecConfig | None = None
+    #: Refuse link-local and metadata addresses at connect time (kubeconfigs from Secrets).
+    guarded: bool = False
     #: Where this came from ("in-cluster", "kubeconfig ~/.kube/config context kind"): for messages.
     origin: str = "explicit"
+    #: The token, token file or exec plugin behind requests (see kube/credentials.py).
+    credentials: CredentialSource = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.server.startswith(("https://", "http://")):
             raise KubeConfigError(f"{self.origin}: server must be an http(s) URL")
+        if self.insecure and (self.ca_file or self.ca_data):
+            raise KubeConfigError(
+                f"{self.origin}: insecure-skip-tls-verify together with a certificate authority "
+                "is refused (as kubectl does)"
+            )
+        source: CredentialSource
+        if self.exec_plugin is not None:
+            plugin, origin = self.exec_plugin, self.origin
+            source = ExecCredentials(lambda: run_plugin(plugin, origin=origin))
+        elif self.token or not self.token_file:
+            source = FixedCredentials(self.token)
+        else:
+            source = TokenFileCredentials(self.token_file, origin=self.origin)
+        object.__setattr__(self, "credentials", source)
+
+    @property
+    def host(self) -> str:
+        """host:port of the server, for messages."""
+        parts = urlsplit(self.server)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"{parts.hostname}:{port}"
+
+    @property
+    def proxy_display(self) -> str | None:
+        """The proxy URL without credentials, fit for messages."""
+        if not self.proxy_url:
+            return None
+        parts = urlsplit(self.proxy_url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}"
 
     def bearer_token(self) -> str | None:
-        """The token for the next request; a token file is read afresh each time."""
-        if self.token:
-            return self.token
-        if self.token_file is None:
-            return None
-        try:
-            # A few bytes from a local (usually tmpfs) file: cheap enough to do per request.
-            return Path(self.token_file).read_text(encoding="utf-8").strip() or None
-        except OSError as error:
-            raise KubeConfigError(
-                f"{self.origin}: cannot read token file {self.token_file}: {error.strerror}"
-            ) from None
+        """The token at hand without running anything (a token file is read afresh)."""
+        credential = self.credentials.cached()
+        return credential.token if credential is not None else None
 
-    def ssl_context(self) -> ssl.SSLContext:
-        """TLS settings: the CA bundle (else the system's), client certificate, insecure flag."""
-        try:
-            context = ssl.create_default_context(cafile=self.ca_file, cadata=self.ca_data)
-        except (ssl.SSLError, OSError, ValueError) as error:
-            raise KubeConfigError(
-                f"{self.origin}: certificate authority is not usable ({_reason(error)})"
-            ) from None
-        if self.insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        try:
-            if self.client_cert_file or self.client_key_file:
-                context.load_cert_chain(self.client_cert_file or "", self.client_key_file)
-            elif self.client_cert_data or self.client_key_data:
-                _load_cert_chain_data(context, self.client_cert_data, self.client_key_data)
-        except (ssl.SSLError, OSError, ValueError) as error:
-            raise KubeConfigError(
-                f"{self.origin}: client certificate or key is not usable ({_reason(error)})"
-            ) from None
-        return context
+    def tls(self, credential: Credential | None = None) -> TLSSettings:
+        """TLS settings; an exec plugin's client certificate, when it gave one, is used."""
+        use_exec_cert = credential is not None and credential.client_cert_data is not None
+        return TLSSettings(
+            ca_file=self.ca_file,
+            ca_data=self.ca_data,
+            insecure=self.insecure,
+            server_name=self.tls_server_name,
+            client_cert_file=None if use_exec_cert else self.client_cert_file,
+            client_key_file=None if use_exec_cert else self.client_key_file,
+            client_cert_data=credential.client_cert_data
+            if use_exec_cert and credential
+            else self.client_cert_data,
+            client_key_data=credential.client_key_data
+            if use_exec_cert and credential
+            else self.client_key_data,
+        )
+
+    def ssl_context(self, credential: Credential | None = None) -> ssl.SSLContext:
+        """TLS settings: the CA bundle (else the system's), client certificate, insecure flag,
+        server-name override."""
+        return self.tls(credential).context(origin=self.origin)
+
+    def headers(self, credential: Credential) -> list[tuple[str, str]]:
+        """Authorization, impersonation and encoding headers for one request."""
+        out: list[tuple[str, str]] = []
+        if credential.token:
+            out.append(("Authorization", f"Bearer {credential.token}"))
+        elif self.username or self.password:
+            pair = f"{self.username or ''}:{self.password or ''}".encode()
+            out.append(("Authorization", f"Basic {base64.b64encode(pair).decode()}"))
+        if self.impersonate is not None:
+            out += self.impersonate.headers()
+        if self.disable_compression:
+            out.append(("Accept-Encoding", "identity"))
+        return out
 
     @classmethod
     def in_cluster(
@@ -124,195 +202,122 @@ class KubeConnection:
     def from_kubeconfig_file(cls, path: str | Path, context: str | None = None) -> KubeConnection:
         """A context (default: current-context) of a kubeconfig file; relative paths in it
         are relative to the file, as kubectl reads them."""
-        return _Kubeconfig.load_files([Path(path)]).connection(context, allow_files=True)
+        config = kc.Kubeconfig.load_files([Path(path).expanduser()])
+        return from_kubeconfig(config, context, kc.FROM_FILE)
 
     @classmethod
     def from_kubeconfig_text(
         cls, text: str, context: str | None = None, *, allow_local_files: bool = False
     ) -> KubeConnection:
-        """A kubeconfig held as text, typically a Secret's key.
+        """A kubeconfig held as text, typically a Secret's key: embedded credentials only.
 
-        Local file references (tokenFile, certificate-authority, client-key…) are refused
-        unless `allow_local_files`: whoever writes the Secret must not be able to make the
-        operator send its own token or read its files.
+        Exec plugins and local file references (tokenFile, certificate-authority, client-key…)
+        are refused unless `allow_local_files` (files only): whoever writes the Secret must not
+        be able to run commands in the operator or make it send its own token.
         """
-        config = _Kubeconfig.parse(text, origin="kubeconfig", base_dir=None)
-        return config.connection(context, allow_files=allow_local_files)
+        config = kc.Kubeconfig.parse(text, origin="kubeconfig", base_dir=None)
+        policy = kc.Policy(local_files=True, exec_plugins=False, egress_rules=True)
+        return from_kubeconfig(config, context, policy if allow_local_files else kc.FROM_SECRET)
 
     @classmethod
-    def default(cls, *, environ: Mapping[str, str] | None = None) -> KubeConnection:
-        """$KUBECONFIG (files joined with os.pathsep, merged), else ~/.kube/config, else
-        in-cluster: the order kubectl and client-go use."""
+    def default(
+        cls,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> KubeConnection:
+        """`--kubeconfig FILE`, else $KUBECONFIG (files joined with os.pathsep, merged), else
+        ~/.kube/config, else in-cluster: the order kubectl and client-go use. `context`
+        (`--context`) picks a context other than current-context."""
         env = os.environ if environ is None else environ
+        if kubeconfig:
+            return cls.from_kubeconfig_file(kubeconfig, context)
         listed = [Path(p).expanduser() for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
         if listed:
             existing = [p for p in listed if p.is_file()]
             if not existing:
                 raise KubeConfigError("KUBECONFIG names no existing file")
-            return _Kubeconfig.load_files(existing).connection(None, allow_files=True)
+            return from_kubeconfig(kc.Kubeconfig.load_files(existing), context, kc.FROM_FILE)
         home = DEFAULT_KUBECONFIG.expanduser()
         if home.is_file():
-            return cls.from_kubeconfig_file(home)
+            return cls.from_kubeconfig_file(home, context)
+        if context:
+            raise KubeConfigError(f"--context {context}: there is no kubeconfig to pick it from")
         return cls.in_cluster(environ=env)
 
 
-def _reason(error: BaseException) -> str:
-    # ssl errors name the failing step ("[SSL] PEM lib"), never the material itself.
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return type(error).__name__
+def from_kubeconfig(config: kc.Kubeconfig, context: str | None, policy: kc.Policy) -> KubeConnection:
+    """Build the connection one context describes, refusing anything `policy` does not allow."""
+    name, ctx, cluster_name, cluster_body, user_name, user_body = config.context_parts(context)
+    cluster = kc.Fields(cluster_body, f"{config.origin}: cluster {cluster_name!r}")
+    user = kc.Fields(user_body, f"{config.origin}: user {user_name!r}")
+    server = kc.check_cluster(cluster, policy)
+    kc.check_user(user, policy)
+
+    def cluster_file(key: str) -> str | None:
+        value = cluster.text(key)
+        return config.resolve("cluster", cluster_name, value) if value else None
+
+    def user_file(key: str) -> str | None:
+        value = user.text(key)
+        return config.resolve("user", user_name, value) if value else None
+
+    ca_file = cluster_file("certificate-authority")
+    ca_data = cluster.pem("certificate-authority-data")
+    plugin = kc.exec_config(
+        user,
+        cluster=cluster,
+        cluster_info_ca=ca_data or _read_optional(ca_file),
+        resolve=lambda path: config.resolve("user", user_name, path),
+    )
+    namespace = kc.Fields(ctx, f"{config.origin}: context {name!r}").text("namespace")
+    return KubeConnection(
+        server=server.rstrip("/"),
+        namespace=namespace or "default",
+        ca_file=ca_file,
+        ca_data=ca_data,
+        token=user.text("token"),
+        token_file=None if user.text("token") else user_file("tokenFile"),
+        client_cert_file=user_file("client-certificate"),
+        client_key_file=user_file("client-key"),
+        client_cert_data=user.pem("client-certificate-data"),
+        client_key_data=user.pem("client-key-data"),
+        username=user.text("username"),
+        password=user.text("password"),
+        insecure=cluster.flag("insecure-skip-tls-verify"),
+        tls_server_name=cluster.text("tls-server-name"),
+        proxy_url=cluster.text("proxy-url"),
+        disable_compression=cluster.flag("disable-compression"),
+        impersonate=_impersonation(user),
+        exec_plugin=plugin,
+        guarded=policy.egress_rules,
+        origin=f"{config.origin} context {name}",
+    )
 
 
-def _load_cert_chain_data(context: ssl.SSLContext, cert: str | None, key: str | None) -> None:
-    """load_cert_chain only reads files: write the PEM to private temp files, load, delete."""
-    if not cert or not key:
-        raise ValueError("both certificate and key are needed")
-    with tempfile.TemporaryDirectory(prefix="inventory-sync-kube-") as directory:  # mode 0700
-        paths = []
-        for name, pem in (("client.crt", cert), ("client.key", key)):
-            path = os.path.join(directory, name)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(pem)
-            paths.append(path)
-        context.load_cert_chain(paths[0], paths[1])
+def _impersonation(user: kc.Fields) -> Impersonation | None:
+    name = user.text("as")
+    if name is None:
+        return None
+    raw_extra: Any = user.body.get("as-user-extra") or {}
+    if not isinstance(raw_extra, dict) or not all(
+        isinstance(v, list) and all(isinstance(i, str) for i in v) for v in raw_extra.values()
+    ):
+        raise KubeConfigError(f"{user.where}: as-user-extra must map names to lists of strings")
+    return Impersonation(
+        user=name,
+        uid=user.text("as-uid"),
+        groups=user.texts("as-groups"),
+        extra=tuple((str(k), tuple(v)) for k, v in sorted(raw_extra.items())),
+    )
 
 
-@dataclass
-class _Kubeconfig:
-    """The named clusters/users/contexts of one or more merged kubeconfig files."""
-
-    origin: str
-    clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    current_context: str = ""
-
-    @classmethod
-    def load_files(cls, paths: list[Path]) -> _Kubeconfig:
-        merged = cls(origin=f"kubeconfig {os.pathsep.join(str(p) for p in paths)}")
-        for path in paths:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as error:
-                raise KubeConfigError(f"kubeconfig {path}: {error.strerror}") from None
-            merged.merge(cls.parse(text, origin=f"kubeconfig {path}", base_dir=path.parent))
-        return merged
-
-    @classmethod
-    def parse(cls, text: str, *, origin: str, base_dir: Path | None) -> _Kubeconfig:
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            # The YAML error's snippet would quote the document, tokens included: give the line.
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise KubeConfigError(f"{origin}: not valid YAML{where}") from None
-        if not isinstance(document, dict):
-            raise KubeConfigError(f"{origin}: not a kubeconfig (expected a mapping)")
-        config = cls(origin=origin, current_context=str(document.get("current-context") or ""))
-        for section, key, target in (
-            ("clusters", "cluster", config.clusters),
-            ("users", "user", config.users),
-            ("contexts", "context", config.contexts),
-        ):
-            for entry in document.get(section) or []:
-                if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-                    raise KubeConfigError(f"{origin}: every entry of {section} needs a name")
-                body = entry.get(key) or {}
-                if not isinstance(body, dict):
-                    raise KubeConfigError(f"{origin}: {section} {entry['name']!r} is not a mapping")
-                target[entry["name"]] = _absolute_paths(body, base_dir)
-        return config
-
-    def merge(self, other: _Kubeconfig) -> None:
-        """The first file to define a name or current-context wins (kubectl's rule)."""
-        for mine, theirs in (
-            (self.clusters, other.clusters),
-            (self.users, other.users),
-            (self.contexts, other.contexts),
-        ):
-            for name, body in theirs.items():
-                mine.setdefault(name, body)
-        self.current_context = self.current_context or other.current_context
-
-    def connection(self, context: str | None, *, allow_files: bool) -> KubeConnection:
-        name = context or self.current_context
-        if not name:
-            raise KubeConfigError(f"{self.origin}: no context given and no current-context set")
-        ctx = self.contexts.get(name)
-        if ctx is None:
-            raise KubeConfigError(f"{self.origin}: no context named {name!r}")
-        cluster = self.clusters.get(str(ctx.get("cluster", "")))
-        if cluster is None:
-            raise KubeConfigError(f"{self.origin}: context {name!r} names an unknown cluster")
-        user_name = str(ctx.get("user") or "")
-        user = self.users.get(user_name, {}) if user_name else {}
-        if user_name and user_name not in self.users:
-            raise KubeConfigError(f"{self.origin}: context {name!r} names an unknown user")
-        for unsupported, what in (
-            ("exec", "an exec credential plugin"),
-            ("auth-provider", "an auth-provider"),
-            ("username", "basic authentication"),
-        ):
-            if user.get(unsupported):
-                raise KubeConfigError(
-                    f"{self.origin}: user {user_name!r} uses {what}, which is not supported; "
-                    "use a token or a client certificate"
-                )
-        if not allow_files:
-            for body, kind in ((cluster, "cluster"), (user, "user")):
-                used = [f for f in _FILE_FIELDS if body.get(f)]
-                if used:
-                    raise KubeConfigError(
-                        f"{self.origin}: {kind} refers to a local file ({used[0]}); embed it "
-                        "instead (certificate-authority-data, client-key-data, token…)"
-                    )
-        server = cluster.get("server")
-        if not isinstance(server, str) or not server:
-            raise KubeConfigError(f"{self.origin}: the cluster of context {name!r} has no server")
-        origin = f"{self.origin} context {name}"
-        return KubeConnection(
-            server=server.rstrip("/"),
-            namespace=str(ctx.get("namespace") or "default"),
-            ca_file=_opt(cluster, "certificate-authority"),
-            ca_data=_decoded(cluster, "certificate-authority-data", origin),
-            # kubeconfig rule (client-go): an inline token wins over tokenFile.
-            token=_opt(user, "token"),
-            token_file=None if user.get("token") else _opt(user, "tokenFile"),
-            client_cert_file=_opt(user, "client-certificate"),
-            client_key_file=_opt(user, "client-key"),
-            client_cert_data=_decoded(user, "client-certificate-data", origin),
-            client_key_data=_decoded(user, "client-key-data", origin),
-            insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
-            origin=origin,
-        )
-
-
-def _absolute_paths(body: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
-    if base_dir is None:
-        return dict(body)
-    out = dict(body)
-    for key in _FILE_FIELDS:
-        value = out.get(key)
-        if isinstance(value, str) and value and not os.path.isabs(value):
-            out[key] = str(base_dir / value)
-    return out
-
-
-def _opt(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    return str(value) if value else None
-
-
-def _decoded(body: dict[str, Any], key: str, origin: str) -> str | None:
-    """A base64 `*-data` field as PEM text; the error names the field, never its content."""
-    value = body.get(key)
-    if not value:
+def _read_optional(path: str | None) -> str | None:
+    """A CA file's PEM for an exec plugin's cluster info; unreadable is reported later, by TLS."""
+    if not path:
         return None
     try:
-        # Hand-written kubeconfigs sometimes wrap the base64 over lines.
-        compact = "".join(str(value).split())
-        return base64.b64decode(compact, validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        raise KubeConfigError(f"{origin}: {key} is not valid base64 PEM") from None
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None

@@ -7,6 +7,8 @@ from typing import Any
 
 import kopf
 
+from inventory_sync.errors import InventorySyncError, public_message
+from inventory_sync.kube.sessions import KopfLogin, open_session
 from inventory_sync.models import GROUP, VERSION
 from inventory_sync.operating.context import OperatorContext
 from inventory_sync.operating.kinds import KINDS, ResourceKind
@@ -30,22 +32,26 @@ def build_registry(context: OperatorContext) -> kopf.OperatorRegistry:
         """Cancel runs in flight and close connections."""
         await context.stop()
 
+    logins = KopfLogin(context.connection)
+
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        """kopf watches with the same identity the operator's own API client uses."""
-        c = context.connection
-        return kopf.ConnectionInfo(
-            server=c.server,
-            ca_path=c.ca_file,
-            ca_data=c.ca_data.encode() if c.ca_data else None,
-            insecure=c.insecure,
-            scheme="Bearer" if c.bearer_token() else None,
-            token=c.bearer_token(),
-            certificate_path=c.client_cert_file,
-            certificate_data=c.client_cert_data.encode() if c.client_cert_data else None,
-            private_key_path=c.client_key_file,
-            private_key_data=c.client_key_data.encode() if c.client_key_data else None,
-            default_namespace=c.namespace,
+    async def login(**_: Any) -> kopf.AiohttpSession:
+        """kopf watches with the identity of the operator's own client, exactly as the
+        kubeconfig says (proxy, tls-server-name, impersonation); after a 401 the credential is
+        renewed (an exec plugin runs again) or, when it cannot change, the operator stops."""
+        connection = context.connection
+        try:
+            credential = await logins.credential()
+            session = open_session(connection, credential)
+        except InventorySyncError as error:
+            if error.permanent:  # kopf would otherwise retry a hopeless login for ever
+                raise kopf.PermanentError(public_message(error, limit=1024)) from error
+            raise kopf.TemporaryError(public_message(error, limit=1024), delay=10) from error
+        return kopf.AiohttpSession(
+            server=connection.server,
+            aiohttp_session=session,
+            default_namespace=connection.namespace,
+            expiration=credential.expires_at,
         )
 
     @kopf.on.probe(id="scheduler", registry=registry)

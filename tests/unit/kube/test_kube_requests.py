@@ -215,10 +215,14 @@ async def test_get_is_retried_quickly_on_5xx_then_succeeds(api: Any, client: Kub
 @pytest.mark.parametrize(
     ("failure", "message"),
     [
-        pytest.param(httpx.ReadTimeout("slow"), "timed out after 3 attempts", id="timeouts"),
+        pytest.param(
+            httpx.ReadTimeout("slow"),
+            "fabric.example.test:6443 did not answer in time \\(after 3 attempts\\)",
+            id="timeouts",
+        ),
         pytest.param(
             httpx.ConnectError("refused"),
-            "connection failed \\(ConnectError\\) after 3 attempts",
+            "cannot connect to fabric.example.test:6443: refused \\(after 3 attempts\\)",
             id="connection errors",
         ),
     ],
