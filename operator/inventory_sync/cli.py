@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from inventory_sync import __version__
+from inventory_sync import __version__, logs
 from inventory_sync.database_choice import choose_database_url
 from inventory_sync.errors import InventorySyncError, public_message
 from inventory_sync.kube import KubeConnection
@@ -33,12 +33,14 @@ async def _sync(args: argparse.Namespace, settings: Settings, console: Console) 
     manifest = load_manifest(Path(args.file))
     secrets = EnvOverlaySecrets(manifest.secrets)
     for schedule in manifest.schedules:
-        await preflight(schedule, secrets)  # bad credentials refs fail before anything is written
+        # Bad endpoints or credentials refs fail before anything is written.
+        await preflight(schedule, secrets, policy=settings.endpoint_policy)
     pool = await open_pool(
         database_url(args.database_url, settings, console), max_size=settings.database_pool_size
     )
     session = UpstreamSession(
         request_timeout=settings.request_timeout_seconds,
+        endpoint_policy=settings.endpoint_policy,
         policy=RetryPolicy(max_attempts=settings.max_retries),
     )
     exit_code = EXIT_OK
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inventory-sync", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add_log_format(parser, default=None)
     commands = parser.add_subparsers(dest="command", required=True)
 
     sync = commands.add_parser("sync", help="run each SyncSchedule in a manifest once")
@@ -93,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", action="append", default=[], help="watch only this namespace (repeatable)"
     )
     _add_kubeconfig_arguments(run)
+    _add_log_format(run, default=argparse.SUPPRESS)  # also after `run`, as the chart passes it
 
     trig = commands.add_parser(
         "trigger", help="request a run now: syncschedule/NAME or fabric/NAME"
@@ -106,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trig.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (with --wait)")
     _add_kubeconfig_arguments(trig)
+    _add_log_format(trig, default=argparse.SUPPRESS)
 
     from inventory_sync import demo
     from inventory_sync.simulator.cli import add_cli_arguments as add_simulator_arguments
@@ -117,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("simulate", help="serve the simulated upstream APIs")
     )
     return parser
+
+
+def _add_log_format(parser: argparse.ArgumentParser, *, default: object) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=default,
+        help="text or json lines (default: INVENTORY_SYNC_LOG_FORMAT, else text on a terminal, "
+        "json otherwise)",
+    )
 
 
 def _add_kubeconfig_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False)
     try:
         settings = load_settings()
-        logging.basicConfig(
+        logs.configure(
+            log_format=args.log_format or settings.log_format,
             level="DEBUG" if args.verbose else settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         if not args.verbose:
             # Per-request and per-pg_ctl chatter drowns the progress bars; -v brings it back.

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,6 +19,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from inventory_sync.durations import format_duration, parse_duration
+from inventory_sync.endpoints import static_url_problem
 from inventory_sync.errors import SpecError
 
 GROUP = "inventorysync.dev"
@@ -39,10 +41,28 @@ CLASSIC_TOKEN_PATH = "/oauth2/token"
 #: Also the CRD's CEL message: both must say the same.
 SOURCE_TYPE_MESSAGE = "exactly one of greenlake, arubaCentral or arubaCentralClassic must be set"
 
+#: Also the CRD's CEL message for a Fabric `context` without `kubeconfigSecretRef`.
+CONTEXT_MESSAGE = "context picks a context of the kubeconfig Secret: set kubeconfigSecretRef too"
+# kubeconfig context names are free text (EKS: arn:aws:eks:…:cluster/x, GKE: gke_p_z_n),
+# but never hold control characters or whitespace at either end.
+CONTEXT_NAME = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+
 # The CRDs' maxLength/maxItems, mirrored so a manifest the CLI accepts is one `kubectl apply`
 # accepts too (tests/unit/test_crd_model_parity.py compares the two schemas).
 Name = Annotated[str, Field(max_length=63)]
-Url = Annotated[str, Field(pattern=r"^https?://", max_length=2048)]
+#: The CRDs' pattern for URLs credentials are sent to: no whitespace (a newline included), no
+#: user info; the CEL rules and `endpoints.static_url_problem` say the rest.
+URL_PATTERN = r"^https?://[^\s/?#@]+([/?#][^\s]*)?$"
+
+
+def _credential_url(value: str) -> str:
+    problem = static_url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Url = Annotated[str, Field(pattern=URL_PATTERN, max_length=2048), AfterValidator(_credential_url)]
 Key = Annotated[str, Field(max_length=253)]
 
 
@@ -312,9 +332,17 @@ class FabricSpec(_Scheduled):
     """A cluster whose Hedgehog custom resources are synced."""
 
     kubeconfig_secret_ref: KubeconfigSecretRef | None = None
+    #: A context of the kubeconfig in that Secret; None → its current-context.
+    context: str | None = Field(default=None, min_length=1, max_length=253, pattern=CONTEXT_NAME)
     namespaces: list[Name] = Field(default_factory=list, max_length=256)
     kinds: list[KindRef] = Field(default_factory=lambda: list(DEFAULT_FABRIC_KINDS), max_length=64)
     page_size: int = Field(default=500, ge=1, le=5000, strict=True)
+
+    @model_validator(mode="after")
+    def _context_needs_kubeconfig(self) -> FabricSpec:
+        if self.context is not None and self.kubeconfig_secret_ref is None:
+            raise ValueError(CONTEXT_MESSAGE)
+        return self
 
     @model_validator(mode="after")
     def _unique_kinds(self) -> FabricSpec:

@@ -7,18 +7,24 @@ import asyncpg
 from inventory_sync.models import SyncSchedule
 from inventory_sync.results import RunResult
 from inventory_sync.store import runs
-from inventory_sync.syncing.credentials import SecretReader, resolve_credentials
+from inventory_sync.endpoints import EndpointPolicy
+from inventory_sync.syncing import preflight as checks
+from inventory_sync.syncing.credentials import SecretReader
 from inventory_sync.syncing.pipeline import run_sync, utcnow
 from inventory_sync.syncing.progress import ProgressListener
 from inventory_sync.syncing.session import UpstreamSession
 
 
-async def preflight(schedule: SyncSchedule, secrets: SecretReader) -> None:
-    """Resolve every source's credentials before anything is written (CredentialsError if not)."""
-    for source in schedule.spec.sources:
-        await resolve_credentials(
-            secrets, namespace=schedule.metadata.namespace, ref=source.secret_ref
-        )
+async def preflight(
+    schedule: SyncSchedule, secrets: SecretReader, *, policy: EndpointPolicy | None = None
+) -> None:
+    """Check endpoints and resolve every source's credentials before anything is written."""
+    await checks.check_schedule(
+        schedule.spec,
+        secrets=secrets,
+        namespace=schedule.metadata.namespace,
+        policy=policy or EndpointPolicy(),
+    )
 
 
 def identity_of(schedule: SyncSchedule) -> runs.ResourceIdentity:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from inventory_sync.endpoints import EndpointPolicy
 from inventory_sync.errors import SpecError
 
 
@@ -27,6 +30,19 @@ class Settings(BaseSettings):
         default=10, ge=2, le=100, description="Connections; each running source holds one."
     )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: Literal["text", "json"] | None = Field(
+        default=None,
+        description="Log lines as text or JSON (`--log-format` wins); unset → text on a "
+        "terminal, JSON otherwise.",
+    )
+    allowed_in_cluster_hosts: str = Field(
+        default="",
+        description=(
+            "Comma-separated in-cluster service names (e.g. central-proxy.net.svc) that upstream "
+            "endpoints may name; any other *.svc, *.cluster.local or kubernetes.default host is "
+            "refused, since in-cluster services often trust whoever reaches them."
+        ),
+    )
 
     # -- the operator (`inventory-sync run`) --
     watch_namespaces: str = Field(
@@ -61,6 +77,11 @@ class Settings(BaseSettings):
         default_factory=lambda: __import__("socket").gethostname(),
         description="This replica's name in Events (POD_NAME in the chart).",
     )
+
+    @property
+    def endpoint_policy(self) -> EndpointPolicy:
+        """Where upstream credentials may go (see endpoints.py)."""
+        return EndpointPolicy.allowing(self.allowed_in_cluster_hosts.split(","))
 
     @property
     def namespaces(self) -> list[str]:

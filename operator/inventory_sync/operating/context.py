@@ -45,6 +45,7 @@ class OperatorContext:
         self._kube = KubeClient(self.connection, timeout=settings.request_timeout_seconds)
         self._session = UpstreamSession(
             request_timeout=settings.request_timeout_seconds,
+            endpoint_policy=settings.endpoint_policy,
             policy=RetryPolicy(max_attempts=settings.max_retries),
         )
         deps = RunnerDeps(

@@ -29,7 +29,7 @@ from inventory_sync.reconciling.conditions import find
 from inventory_sync.reconciling.due import Due, Trigger
 from inventory_sync.results import RunResult, RunState
 from inventory_sync.store import runs
-from inventory_sync.syncing.credentials import resolve_credentials
+from inventory_sync.syncing import preflight
 from inventory_sync.syncing.fabric import fabric_connection, run_fabric_sync
 from inventory_sync.syncing.pipeline import run_sync
 from inventory_sync.syncing.session import UpstreamSession
@@ -147,13 +147,13 @@ class Runner:
         )
 
     async def preflight(self, tracked: Tracked, spec: AnySpec) -> None:
-        """Check credentials before claiming a run: CredentialsError becomes Stalled."""
+        """Check endpoints, credentials and (classic Central) the permission to save rotated
+        refresh tokens before claiming a run: what fails here becomes Stalled."""
         if isinstance(spec, SyncScheduleSpec):
-            secrets = KubeSecrets(self._deps.kube)
-            for source in spec.sources:
-                await resolve_credentials(
-                    secrets, namespace=tracked.namespace, ref=source.secret_ref
-                )
+            await preflight.check_schedule(
+                spec, secrets=KubeSecrets(self._deps.kube), namespace=tracked.namespace,
+                policy=self._deps.session.endpoint_policy,
+            )  # fmt: skip
         elif spec.kubeconfig_secret_ref is not None:
             await self._fabric_connection(tracked, spec)
 

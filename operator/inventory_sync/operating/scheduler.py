@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from inventory_sync import logs
 from inventory_sync.errors import (
     CredentialsError,
     InventorySyncError,
@@ -106,8 +107,13 @@ class Scheduler:
     async def tick(self) -> None:
         self.last_tick = self.clock()
         for slot in list(self.slots.values()):
+            tracked = slot.tracked
             try:
-                await self._consider(slot)
+                # Every line logged while considering it, or by the run task started here
+                # (tasks copy the context), carries the resource as fields.
+                with logs.about(kind=tracked.kind.kind, namespace=tracked.namespace,
+                                name=tracked.name, uid=tracked.uid):  # fmt: skip
+                    await self._consider(slot)
             except InventorySyncError as error:  # e.g. the API refused a status patch
                 logger.warning(
                     "%s/%s: %s", slot.tracked.namespace, slot.tracked.name, public_message(error)

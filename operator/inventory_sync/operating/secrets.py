@@ -17,6 +17,11 @@ class KubeSecrets:
     async def read(self, namespace: str, name: str) -> dict[str, str] | None:
         return await self._client.read_secret(namespace, name)
 
+    async def may_write(self, namespace: str, name: str) -> bool:
+        """Whether `write` would be allowed: a SelfSubjectAccessReview for patch on the Secret."""
+        allowed, _ = await self._client.may("patch", "secrets", namespace=namespace, name=name)
+        return allowed
+
     async def write(self, namespace: str, name: str, key: str, value: str) -> None:
         """Set one key (a rotated refresh token) with a JSON merge patch of `data`, leaving
         every other key as it is. Needs RBAC `patch` on secrets; the response, which holds

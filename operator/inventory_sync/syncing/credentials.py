@@ -8,7 +8,12 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
-from inventory_sync.errors import CredentialsError, InventorySyncError, public_message
+from inventory_sync.errors import (
+    CredentialsError,
+    InventorySyncError,
+    KubeForbidden,
+    public_message,
+)
 from inventory_sync.models import RefreshSecretRef, SecretRef
 from inventory_sync.upstream import ClientCredentials
 
@@ -79,6 +84,34 @@ async def resolve_refresh_credentials(
         client_secret=client.client_secret,
         refresh_token=SecretStr(token),
     )
+
+
+@runtime_checkable
+class WritePermission(Protocol):
+    """A SecretWriter that can tell, before writing, whether a write would be allowed (the
+    operator asks the API server with a SelfSubjectAccessReview)."""
+
+    async def may_write(self, namespace: str, name: str) -> bool: ...
+
+
+#: The Helm value granting `patch` on Secrets (docs/operator.md, chart values.yaml).
+WRITE_ROTATED_TOKENS_VALUE = "rbac.writeRotatedTokens"
+
+
+async def ensure_rotated_token_writable(
+    reader: SecretReader, *, namespace: str, ref: RefreshSecretRef
+) -> None:
+    """Refuse, before a classic Central refresh token is spent, when the rotated one could not
+    be saved: spending it would leave nothing valid for the next run (after a restart the
+    upstream answers invalid_grant and only a newly issued token helps)."""
+    refresh_token_saver(reader, namespace=namespace, ref=ref)  # read-only secrets: refused
+    if isinstance(reader, WritePermission) and not await reader.may_write(namespace, ref.name):
+        raise KubeForbidden(
+            f"forbidden: cannot patch secrets in namespace {namespace} (Secret {ref.name}), "
+            "but classic Central rotates the refresh token on every refresh and the new one "
+            "must be written back, so the stored one was not used. Grant it with the Helm value "
+            f"{WRITE_ROTATED_TOKENS_VALUE}=true (or a Role allowing patch on this Secret)"
+        )
 
 
 def refresh_token_saver(

@@ -33,6 +33,7 @@ from inventory_sync.syncing.progress import NoProgress, ProgressListener
 logger = logging.getLogger(__name__)
 
 NOT_INSTALLED = "CRD not installed in the fabric"
+NOT_ATTEMPTED = "not attempted: the fabric could not be reached"
 # Metadata that changes without the object changing (managedFields timestamps, the version
 # counter) or that duplicates the object (kubectl's last-applied copy): kept out of `data`
 # so an untouched object is an unchanged row. resourceVersion moves to a top-level key.
@@ -70,6 +71,16 @@ async def run_fabric_sync(
     listener = progress or NoProgress()
     kinds = _unique_kinds(spec.kinds)
     outcomes = [SourceOutcome(name=k.kind, kind=f"{k.group}/{k.version}") for k in kinds]
+    unreachable = await _unreachable(client)
+    if unreachable is not None:
+        # Said once for the run: every kind would fail the same way, at length, in parallel.
+        for outcome in outcomes:
+            outcome.state, outcome.message = SourceState.SKIPPED, NOT_ATTEMPTED
+        logger.warning("fabric %s: %s", fabric.name, unreachable)
+        return RunResult(
+            state=RunState.FAILED, trigger=trigger, started_at=started, finished_at=clock(),
+            seconds=round(time.monotonic() - t0, 3), sources=outcomes, message=unreachable,
+        )  # fmt: skip
     discovery = _Discovery(client)
     slots = asyncio.Semaphore(max_concurrent_kinds)
 
@@ -111,11 +122,22 @@ async def run_fabric_sync(
     )
 
 
+async def _unreachable(client: KubeClient) -> str | None:
+    """Why the fabric's API server cannot be used at all (TLS, DNS, refused, 401), or None.
+    GET /version: every authenticated identity may read it (system:public-info-viewer)."""
+    try:
+        await client.get("/version")
+    except InventorySyncError as error:
+        return f"cannot reach the fabric: {public_message(error, limit=400)}"
+    return None
+
+
 async def fabric_connection(
     spec: FabricSpec, *, namespace: str, local: KubeClient
 ) -> KubeConnection:
     """How to reach the fabric: the kubeconfig in the Fabric's Secret (embedded credentials
-    only), or, without a reference, the cluster `local` talks to, as the operator itself."""
+    only; `spec.context`, else its current-context), or, without a reference, the cluster
+    `local` talks to, as the operator itself."""
     ref = spec.kubeconfig_secret_ref
     if ref is None:
         return local.connection
@@ -125,7 +147,7 @@ async def fabric_connection(
     text = values.get(ref.key)
     if not text:
         raise CredentialsError(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
-    return KubeConnection.from_kubeconfig_text(text)
+    return KubeConnection.from_kubeconfig_text(text, spec.context)
 
 
 def stage_object(

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from inventory_sync.endpoints import EndpointPolicy
 from inventory_sync.syncing.credentials import RefreshCredentials
 from inventory_sync.upstream import (
     ClientCredentials,
@@ -29,6 +30,8 @@ class UpstreamSession:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     limiters: RateLimiterRegistry = field(default_factory=RateLimiterRegistry)
     transport: httpx.AsyncBaseTransport | None = None  # the test seam
+    #: Where credentials may go: the in-cluster allow-list (settings.endpoint_policy).
+    endpoint_policy: EndpointPolicy = field(default_factory=EndpointPolicy)
     _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     _tokens: dict[tuple[str, str, str], TokenProvider] = field(default_factory=dict)
     _refreshing: dict[tuple[str, str, str, str], RefreshTokenProvider] = field(default_factory=dict)
@@ -37,7 +40,9 @@ class UpstreamSession:
         host = urlsplit(url).netloc
         client = self._clients.get(host)
         if client is None:
-            client = build_http_client(timeout=self.request_timeout, transport=self.transport)
+            client = build_http_client(
+                timeout=self.request_timeout, transport=self.transport, policy=self.endpoint_policy
+            )
             self._clients[host] = client
         return client
 

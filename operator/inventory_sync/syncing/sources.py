@@ -22,6 +22,7 @@ from inventory_sync.store.tables import (
 from inventory_sync.syncing import streaming
 from inventory_sync.syncing.credentials import (
     SecretReader,
+    ensure_rotated_token_writable,
     refresh_token_saver,
     resolve_credentials,
     resolve_refresh_credentials,
@@ -110,6 +111,7 @@ async def _open_classic_walk(ctx: SourceContext, classic: ArubaCentralClassicSou
     ref = classic.credentials_secret_ref
     credentials = await resolve_refresh_credentials(ctx.secrets, namespace=ctx.namespace, ref=ref)
     # Before the first refresh: a rotated token nobody can store must never be asked for.
+    await ensure_rotated_token_writable(ctx.secrets, namespace=ctx.namespace, ref=ref)
     save = refresh_token_saver(ctx.secrets, namespace=ctx.namespace, ref=ref)
     session = ctx.session
     tokens = session.refresh_tokens_for(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from inventory_sync import __version__
+from inventory_sync import __version__, egress
+from inventory_sync.endpoints import EndpointPolicy
 
 #: One host serves every GreenLake API.
 GREENLAKE_API_URL = "https://global.api.greenlake.hpe.com"
@@ -21,15 +22,21 @@ _CONNECT_TIMEOUT_CAP = 10.0
 
 
 def build_http_client(
-    *, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+    *,
+    timeout: float,
+    transport: httpx.AsyncBaseTransport | None = None,
+    policy: EndpointPolicy | None = None,
 ) -> httpx.AsyncClient:
     """An AsyncClient with timeouts on every phase, bounded pools and our User-Agent.
 
+    Every request it sends carries credentials (a client secret, a refresh or bearer token),
+    so the egress guard applies `policy` (default: no in-cluster hosts) to each request and
+    refuses link-local and metadata addresses at connect time, after DNS (see egress.py).
     `transport` is the test seam (httpx.MockTransport); production leaves it None.
     Redirects are not followed: an API answering 3xx is misconfigured, and following
     one could carry the bearer token to another host.
     """
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         timeout=httpx.Timeout(
             timeout, connect=min(timeout, _CONNECT_TIMEOUT_CAP), read=timeout, write=timeout
         ),
@@ -40,3 +47,4 @@ def build_http_client(
         follow_redirects=False,
         transport=transport,
     )
+    return egress.guard_client(client, policy=policy or EndpointPolicy())
