@@ -309,6 +309,68 @@ EXAMPLES = {
         "kinds must be unique",
         model="spec: kinds must be unique: wiring.githedgehog.com/Switch",
     ),
+    # ---- where credentials may go (docs/credentials.md)
+    "plain http to the simulator on loopback": valid(
+        "SyncSchedule",
+        sync(source("central", arubaCentral=central(endpoint="http://127.0.0.1:8089"))),
+    ),
+    "an in-cluster name (the allow-list is the operator's)": valid(
+        "SyncSchedule",
+        sync(source("central", arubaCentral=central(endpoint="https://central.proxy.svc"))),
+    ),
+    "plain http to a non-loopback host": invalid(
+        "SyncSchedule",
+        sync(source("central", arubaCentral=central(endpoint="http://central.example.test"))),
+        "plain http is allowed only to a loopback host",
+        model="plain http is allowed only to a loopback host",
+    ),
+    "the metadata address as tokenUrl": invalid(
+        "SyncSchedule",
+        sync(source("s", greenlake=greenlake(tokenUrl="https://169.254.169.254/latest/"))),
+        "must not be a link-local, unspecified or cloud metadata address",
+        model="169.254.169.254 is a link-local address",
+    ),
+    "the metadata address written as one number": invalid(
+        "SyncSchedule",
+        sync(source("central", arubaCentral=central(endpoint="https://2852039166/"))),
+        "a numeric host must be a plain IP address",
+        model="169.254.169.254 is a link-local address",
+    ),
+    "a metadata service name": invalid(
+        "SyncSchedule",
+        sync(source("central", arubaCentral=central(endpoint="https://metadata.google.internal"))),
+        "must not be a cloud metadata service",
+        model="metadata.google.internal is a cloud metadata service",
+    ),
+    "a newline in a URL": invalid(
+        "SyncSchedule",
+        sync(source("central", arubaCentral=central(endpoint="https://central.example.test\n/x"))),
+        "spec.sources[0].arubaCentral.endpoint: Invalid value",
+        model="spec.sources[0].arubaCentral.endpoint: String should match pattern",
+    ),
+    "user information in a URL": invalid(
+        "SyncSchedule",
+        sync(source("s", greenlake=greenlake(tokenUrl="https://u:secret@sso.example.test/t"))),
+        "spec.sources[0].greenlake.tokenUrl: Invalid value",
+        model="spec.sources[0].greenlake.tokenUrl: String should match pattern",
+    ),
+    "an IPv6 link-local endpoint": invalid(
+        "SyncSchedule",
+        sync(source("central", arubaCentral=central(endpoint="https://[fe80::1]/"))),
+        "must not be a link-local, unspecified or cloud metadata address",
+        model="fe80::1 is a link-local address",
+    ),
+    "fabric context with its kubeconfig Secret": valid(
+        "Fabric",
+        fabric(kubeconfigSecretRef={"name": "fabrics"}, context="arn:aws:eks:eu-west-1:1:cluster/a"),
+    ),
+    "fabric context without a kubeconfig Secret": invalid(
+        "Fabric",
+        fabric(context="fabric-b"),
+        "spec.context: Invalid value",
+        "set kubeconfigSecretRef too",
+        model="spec: context picks a context of the kubeconfig Secret: set kubeconfigSecretRef too",
+    ),
     # ---- the documented asymmetry
     "a dependsOn cycle through three sources": Example(
         "SyncSchedule",
