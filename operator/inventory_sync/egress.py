@@ -53,11 +53,11 @@ class _AddressGuard(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface, called by name)
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await _resolve(host, port, timeout)
+        addresses = await _resolve(host, port, seconds=timeout)
         for address in addresses:
             problem = self._check(address)
             if problem is not None:
@@ -74,7 +74,10 @@ class _AddressGuard(httpcore.AsyncNetworkBackend):
         raise last
 
     async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
+        socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         return await self._inner.connect_unix_socket(path, timeout, socket_options)
 
@@ -82,12 +85,12 @@ class _AddressGuard(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-async def _resolve(host: str, port: int, timeout: float | None) -> list[IPAddress]:
+async def _resolve(host: str, port: int, *, seconds: float | None) -> list[IPAddress]:
     literal = host_address(host)
     if literal is not None:
         return [literal]
     try:
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(seconds):
             infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except TimeoutError as error:
         raise httpcore.ConnectTimeout(f"resolving {host} timed out") from error

@@ -79,7 +79,7 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+    def formatMessage(self, record: logging.LogRecord) -> str:
         ref = getattr(record, "k8s_ref", None)
         if isinstance(ref, dict) and ref.get("name"):
             where = "/".join(str(ref[k]) for k in ("namespace", "name") if ref.get(k))

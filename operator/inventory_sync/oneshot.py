@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncpg
 
+from inventory_sync.endpoints import EndpointPolicy
 from inventory_sync.models import SyncSchedule
 from inventory_sync.results import RunResult
 from inventory_sync.store import runs
-from inventory_sync.endpoints import EndpointPolicy
 from inventory_sync.syncing import preflight as checks
 from inventory_sync.syncing.credentials import SecretReader
 from inventory_sync.syncing.pipeline import run_sync, utcnow

@@ -362,7 +362,9 @@ EXAMPLES = {
     ),
     "fabric context with its kubeconfig Secret": valid(
         "Fabric",
-        fabric(kubeconfigSecretRef={"name": "fabrics"}, context="arn:aws:eks:eu-west-1:1:cluster/a"),
+        fabric(
+            kubeconfigSecretRef={"name": "fabrics"}, context="arn:aws:eks:eu-west-1:1:cluster/a"
+        ),
     ),
     "fabric context without a kubeconfig Secret": invalid(
         "Fabric",

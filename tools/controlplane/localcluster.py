@@ -5,7 +5,8 @@ and no scheduler. So namespaces never finish deleting, nothing is garbage-collec
 no default ServiceAccounts are created, and pods never run. The API surface,
 admission, CEL validation and RBAC are real.
 
-Authentication uses a static token file. There are two identities:
+Authentication uses a static token file, and client certificates signed by the
+cluster's CA (``issue_client_certificate``). There are two token identities:
 
 * ``admin``: group ``system:masters``, which bypasses RBAC.
 * ``operator``: it stands for the operator's ServiceAccount. The user is
@@ -291,6 +292,8 @@ def write_pki(directory: Path) -> None:
         .sign(ca_key, hashes.SHA256())
     )
     (directory / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    # Kept so tests can mint client certificates (--client-ca-file is this same CA).
+    _write_private_key(directory / "ca.key", ca_key)
     (directory / "apiserver.crt").write_bytes(serving.public_bytes(serialization.Encoding.PEM))
     _write_private_key(directory / "apiserver.key", serving_key)
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -300,6 +303,39 @@ def write_pki(directory: Path) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+
+
+def issue_client_certificate(
+    state_dir: Path, user: str, groups: Sequence[str] = (), *, days: int = 1
+) -> tuple[str, str]:
+    """(certificate PEM, key PEM) of a client certificate the apiserver accepts as `user`
+    in `groups` (CN and O, as kubeadm and kind issue them)."""
+    ca_cert = x509.load_pem_x509_certificate((state_dir / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((state_dir / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+        + [x509.NameAttribute(NameOID.COMMON_NAME, user)]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.ExtendedKeyUsage([x509.OID_CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
 
 
 def write_token_file(path: Path, identities: Sequence[Identity]) -> None:
@@ -574,6 +610,7 @@ class LocalCluster:
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--authorization-mode=RBAC",
             f"--token-auth-file={s / 'tokens.csv'}",
+            f"--client-ca-file={s / 'ca.crt'}",  # client certificates: issue_client_certificate
             # No controller creates `default` ServiceAccounts, so this plugin would
             # reject every pod.
             "--disable-admission-plugins=ServiceAccount",

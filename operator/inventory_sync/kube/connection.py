@@ -247,7 +247,9 @@ class KubeConnection:
         return cls.in_cluster(environ=env)
 
 
-def from_kubeconfig(config: kc.Kubeconfig, context: str | None, policy: kc.Policy) -> KubeConnection:
+def from_kubeconfig(
+    config: kc.Kubeconfig, context: str | None, policy: kc.Policy
+) -> KubeConnection:
     """Build the connection one context describes, refusing anything `policy` does not allow."""
     name, ctx, cluster_name, cluster_body, user_name, user_body = config.context_parts(context)
     cluster = kc.Fields(cluster_body, f"{config.origin}: cluster {cluster_name!r}")

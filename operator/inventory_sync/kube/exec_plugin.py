@@ -67,7 +67,7 @@ async def run_plugin(
     *,
     origin: str,
     terminal: bool | None = None,
-    timeout: float = NON_INTERACTIVE_TIMEOUT,
+    give_up_after: float = NON_INTERACTIVE_TIMEOUT,
 ) -> Credential:
     """Run the plugin once and return what it printed; KubeConfigError for a setup problem
     (not installed, wrong answer), KubernetesError when it ran and failed (retry later)."""
@@ -96,15 +96,17 @@ async def run_plugin(
         hint = f"; {config.install_hint.strip()}" if config.install_hint else ""
         raise KubeConfigError(f"{origin}: exec plugin {config.command!r} not found{hint}") from None
     except PermissionError:
-        raise KubeConfigError(f"{origin}: exec plugin {config.command!r} is not executable") from None
+        raise KubeConfigError(
+            f"{origin}: exec plugin {config.command!r} is not executable"
+        ) from None
     try:
-        async with asyncio.timeout(None if may_prompt else timeout):
+        async with asyncio.timeout(None if may_prompt else give_up_after):
             stdout, _ = await process.communicate()
     except TimeoutError:
         process.kill()
         await process.wait()
         raise KubernetesError(
-            f"{origin}: exec plugin {name!r} gave no answer within {timeout:.0f}s"
+            f"{origin}: exec plugin {name!r} gave no answer within {give_up_after:.0f}s"
         ) from None
     if process.returncode != 0:
         raise KubernetesError(
@@ -166,4 +168,3 @@ def _timestamp(value: Any, where: str) -> datetime | None:
     if parsed.tzinfo is None:
         raise KubeConfigError(f"{where}: expirationTimestamp has no time zone")
     return parsed
-
