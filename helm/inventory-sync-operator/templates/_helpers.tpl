@@ -86,6 +86,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
+# Before spending a classic Central refresh token the operator asks whether it may patch the
+# Secret it must save the rotated token to. Kubernetes grants this to every identity through
+# system:basic-user; it is listed for clusters that trimmed that binding.
+- apiGroups: [authorization.k8s.io]
+  resources: [selfsubjectaccessreviews]
+  verbs: [create]
 {{- end }}
 
 {{- define "inventory-sync.secretAndEventRules" -}}
