@@ -152,7 +152,10 @@ def test_peering_rights_and_object_only_with_several_replicas(helm: str) -> None
 def test_namespaced_mode_grants_roles_only_where_listed(helm: str) -> None:
     documents = render(helm, "-f", str(CHART / "ci" / "namespaced-values.yaml"))
     cluster_rules = kinds(documents, "ClusterRole")[0]["rules"]
-    assert [r["resources"] for r in cluster_rules] == [["customresourcedefinitions"]]
+    assert [r["resources"] for r in cluster_rules] == [
+        ["customresourcedefinitions"],
+        ["selfsubjectaccessreviews"],  # cluster-scoped: a Role cannot grant it
+    ]
     roles = {r["metadata"]["namespace"]: r["rules"] for r in kinds(documents, "Role")}
     assert set(roles) == {"team-a", "team-b", "fabric-system"}
     groups = {ns: {g for rule in rules for g in rule["apiGroups"]} for ns, rules in roles.items()}

@@ -161,6 +161,7 @@ REVIEWED_RULES = [
     {"apiGroups": ["inventorysync.dev"], "resources": ["syncschedules", "fabrics"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["inventorysync.dev"], "resources": ["syncschedules/status", "fabrics/status"], "verbs": ["get", "patch"]},
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["wiring.githedgehog.com", "vpc.githedgehog.com"], "resources": ["*"], "verbs": ["get", "list"]},

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from inventory_sync import connect_errors
 from inventory_sync.errors import (
     UpstreamAuthError,
     UpstreamProtocolError,
@@ -242,6 +243,15 @@ async def send_and_read(
 
 
 def _exception_summary(exc: BaseException) -> str:
+    if isinstance(exc, httpx.ConnectError | httpx.TimeoutException):
+        # Say which of certificate, DNS, refused or timeout it was, not just "ConnectError".
+        try:
+            url = exc.request.url
+        except RuntimeError:  # raised without a request (scripted failures in tests)
+            url = None
+        if url is not None:
+            port = url.port or (443 if url.scheme == "https" else 80)
+            return connect_errors.describe(exc, target=f"{url.host}:{port}")
     text = public_message(exc, limit=160)
     name = type(exc).__name__
     return name if text == name else f"{name}: {text}"
