@@ -79,6 +79,7 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
             workspace_id=glp.workspace_id,
             policy=session.policy,
             page_size=glp.page_size,
+            max_concurrent_pages=session.concurrency.greenlake,
         )
         resource: Literal["devices", "subscriptions"] = (
             "subscriptions" if source.is_subscriptions else "devices"
@@ -100,6 +101,7 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
         policy=session.policy,
         api_version=central.api_version,
         page_size=central.page_size,
+        max_concurrent_pages=session.concurrency.central,
     )
 
     async def confirm_central(ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -148,6 +150,7 @@ async def _open_classic_walk(ctx: SourceContext, classic: ArubaCentralClassicSou
         account_id=classic.account_id,
         policy=session.policy,
         page_size=classic.page_size,
+        max_concurrent_pages=session.concurrency.classic,
     )
 
     async def confirm(serials: Sequence[str]) -> list[dict[str, Any]]:
