@@ -127,14 +127,20 @@ class GreenLakeSource(_Model):
     page_size: int | None = Field(default=None, ge=1, le=2000, strict=True)
 
 
+#: New Central API versions of the device inventory: v1 (current), v1alpha1 (the older path).
+CentralApiVersion = Literal["v1", "v1alpha1"]
+
+
 class ArubaCentralSource(_Model):
-    """New HPE Aruba Networking Central (cursor-paged device inventory)."""
+    """New HPE Aruba Networking Central (device inventory paged by page number)."""
 
     endpoint: Url
     workspace_id: str = Field(min_length=1, max_length=128)
     credentials_secret_ref: SecretRef
     token_url: Url = DEFAULT_TOKEN_URL
-    page_size: int = Field(default=100, ge=1, le=1000, strict=True)
+    api_version: CentralApiVersion = "v1"
+    # 1000 is the largest page the API is known to accept: fewer requests of the budget.
+    page_size: int = Field(default=1000, ge=1, le=1000, strict=True)
 
 
 class ArubaCentralClassicSource(_Model):

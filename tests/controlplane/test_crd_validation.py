@@ -135,7 +135,9 @@ EXAMPLES = {
                     },
                 ),
             ),
-            source("central", dependsOn=[], arubaCentral=central(pageSize=1000)),
+            source(
+                "central", dependsOn=[], arubaCentral=central(apiVersion="v1alpha1", pageSize=1000)
+            ),
             interval="1h30m",
             timeout="1h30m",
             suspend=True,
@@ -190,6 +192,12 @@ EXAMPLES = {
         sync(timeout="0s"),
         'spec.timeout: Invalid value: "0s": timeout must be positive',
         model="spec.timeout: must be positive",
+    ),
+    "an unknown Central API version": invalid(
+        "SyncSchedule",
+        sync(source("central", arubaCentral=central(apiVersion="v2"))),
+        'spec.sources[0].arubaCentral.apiVersion: Unsupported value: "v2"',
+        model="spec.sources[0].arubaCentral.apiVersion",
     ),
     "no sources": invalid(
         "SyncSchedule",
@@ -523,7 +531,7 @@ async def test_the_api_server_fills_in_the_documented_defaults(
         glp["tokenUrl"] == aruba["tokenUrl"] == "https://sso.common.cloud.hpe.com/as/token.oauth2"
     )
     assert "pageSize" not in glp  # the client picks per resource
-    assert aruba["pageSize"] == 100
+    assert (aruba["apiVersion"], aruba["pageSize"]) == ("v1", 1000)
     for typed in (glp, aruba):
         assert typed["credentialsSecretRef"] == {
             "name": typed["credentialsSecretRef"]["name"],

@@ -23,7 +23,11 @@ def small_simulator() -> Iterator[ThreadedSimulator]:
 
 
 def schedule_spec(
-    simulator: ThreadedSimulator, *, page_size: int | None = None, **spec: Any
+    simulator: ThreadedSimulator,
+    *,
+    page_size: int | None = None,
+    central_page_size: int | None = None,
+    **spec: Any,
 ) -> SyncScheduleSpec:
     """The demo's three sources (subscriptions, then devices and central), on this simulator."""
 
@@ -38,12 +42,15 @@ def schedule_spec(
     devices: dict[str, Any] = {"resource": "devices", **connection()}
     if page_size is not None:
         devices["pageSize"] = page_size
+    central: dict[str, Any] = connection()
+    if central_page_size is not None:
+        central["pageSize"] = central_page_size
     document: dict[str, Any] = {
         "interval": "15m",
         "sources": [
             {"name": "subscriptions", "greenlake": {"resource": "subscriptions", **connection()}},
             {"name": "devices", "greenlake": devices},
-            {"name": "central", "arubaCentral": connection()},
+            {"name": "central", "arubaCentral": central},
         ],
         **spec,
     }

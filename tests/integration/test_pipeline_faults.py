@@ -229,12 +229,15 @@ async def test_a_failed_prerequisite_skips_its_dependents_not_its_siblings(
 async def test_the_run_timeout_cancels_cleanly_and_keeps_merged_pages(pool: asyncpg.Pool) -> None:
     config = SimulatorConfig.small(scale=0.05)
     with start_in_thread(config) as simulator:
-        # Every Central page takes 0.5 s, so Central is cut off mid-walk.
+        # Every Central page takes 0.5 s: 18 pages of 25, 4 at a time after the first, is
+        # about 3 s, so Central is cut off mid-walk.
         simulator.state.faults.replace(
             [FaultRule(kind="delay", route="/network-monitoring/*", delay_seconds=0.5, count=None)]
         )
         # Below the schema's 1-minute floor on purpose: a test should not wait a minute.
-        spec = schedule_spec(simulator).model_copy(update={"timeout": timedelta(seconds=1.5)})
+        spec = schedule_spec(simulator, central_page_size=25).model_copy(
+            update={"timeout": timedelta(seconds=1.5)}
+        )
         result = await run_spec(pool, simulator, spec)
 
     assert result.state is RunState.TIMED_OUT

@@ -174,3 +174,78 @@ def test_the_admin_api_mutates_classic_devices_and_reset_restores_the_refresh_to
     assert refresh(sim, "demo-classic-refresh-0").status_code == 200
     stats = httpx.get(f"{sim.url}/_simulator/stats").json()
     assert stats["classic_accounts"]["demo-classic-customer"]["refresh_rotations"] == 1
+
+
+@pytest.mark.parametrize("sku_type", ["vgw", "cap", "boc", "others", "controller", "all_ap"])
+def test_every_documented_sku_type_is_accepted(sim: ThreadedSimulator, sku_type: str) -> None:
+    answer = devices(sim, bearer(sim), sku_type=sku_type)
+    assert answer.status_code == 200
+    assert answer.json()["total"] <= 100
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "device_type"),
+    [("/monitoring/v2/aps", "aps", "iap"), ("/monitoring/v1/switches", "switches", "switch")],
+)
+def test_monitoring_lists_page_by_offset_and_report_the_total_when_asked(
+    sim: ThreadedSimulator, path: str, key: str, device_type: str
+) -> None:
+    headers = bearer(sim)
+    inventory = {
+        d["serial"]
+        for d in sim.state.classic.account().devices()
+        if d["device_type"] == device_type
+    }
+    first = httpx.get(sim.url + path, headers=headers, params={"limit": 10}).json()
+    everything = httpx.get(
+        sim.url + path, headers=headers, params={"limit": 1000, "calculate_total": "true"}
+    )
+
+    assert set(first) == {key, "count"}  # no total unless calculate_total=true
+    assert first["count"] == len(first[key]) == 10
+    body = everything.json()
+    assert body["total"] == body["count"] == len(body[key])
+    serials = {item["serial"] for item in body[key]}
+    assert serials <= inventory  # the devices that report in, never others
+    assert 0 < len(serials) < len(inventory) + 1
+    assert set(everything.headers) >= QUOTA_HEADERS
+    too_many = httpx.get(sim.url + path, headers=headers, params={"limit": 1001})
+    assert too_many.status_code == 400
+    assert too_many.json()["service_name"] == "Monitoring"
+
+
+def test_headers_are_present_even_when_a_limit_is_unset() -> None:
+    config = SimulatorConfig.small(
+        scale=0.02, rate_limits=RateLimitConfig(classic_per_second=None, classic_per_day=None)
+    )
+    with start_in_thread(config) as sim:
+        answer = devices(sim, bearer(sim), limit=1)
+    assert answer.status_code == 200
+    assert set(answer.headers) >= QUOTA_HEADERS
+    assert int(answer.headers["x-ratelimit-remaining-second"]) > 1000
+
+
+def test_an_injected_429_on_a_classic_route_speaks_classic(sim: ThreadedSimulator) -> None:
+    headers = bearer(sim)
+    rules = [{"kind": "rate_limit", "family": "classic_central", "retry_after_seconds": 2}]
+    httpx.post(f"{sim.url}/_simulator/faults", json=rules).raise_for_status()
+
+    refused = devices(sim, headers, limit=1)
+
+    assert refused.status_code == 429
+    assert refused.json() == {"message": "API rate limit exceeded"}
+    assert set(refused.headers) >= QUOTA_HEADERS  # what classic clients read on a 429
+    assert refused.headers["x-ratelimit-remaining-second"] == "0"
+    assert refused.headers["x-ratelimit-limit-day"] == "5000"
+    assert refused.headers["retry-after"] == "2"
+    assert "ratelimit-limit" not in refused.headers  # no GreenLake headers on classic routes
+
+
+def test_an_injected_5xx_on_a_classic_route_has_a_classic_body(sim: ThreadedSimulator) -> None:
+    headers = bearer(sim)
+    rules = [{"kind": "status", "family": "classic_central", "status": 503}]
+    httpx.post(f"{sim.url}/_simulator/faults", json=rules).raise_for_status()
+    answer = devices(sim, headers)
+    assert answer.status_code == 503
+    assert set(answer.json()) == {"message"}
+    assert set(answer.headers) >= QUOTA_HEADERS

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,11 +37,12 @@ pytestmark = pytest.mark.integration
 
 DEVICES = "/devices/v1/devices"
 SUBSCRIPTIONS = "/subscriptions/v1/subscriptions"
-INVENTORY = "/network-monitoring/v1alpha1/device-inventory"
-CENTRAL_DEVICES = "/network-monitoring/v1alpha1/devices"
+INVENTORY = "/network-monitoring/v1/device-inventory"
+CENTRAL_DEVICES = "/network-monitoring/v1/devices"
+INVENTORY_V1ALPHA1 = "/network-monitoring/v1alpha1/device-inventory"
 VENDOR_ERROR_KEYS = {"httpStatusCode", "errorCode", "message", "debugId", "errorDetails"}
 
-#: Big enough for two device pages of 2000, two subscription pages of 50, 18 cursor pages.
+#: Big enough for two device pages of 2000, two subscription pages of 50, 18 Central pages.
 SHARED = DatasetSize(
     subscriptions=60,
     glp_devices=2345,
@@ -107,12 +110,32 @@ def test_token_endpoint_accepts_form_or_basic_credentials_and_refuses_wrong_ones
         )
     assert by_form.status_code == by_basic.status_code == 200
     assert by_form.json()["token_type"] == "Bearer"
-    assert by_form.json()["expires_in"] == 7200
+    assert by_form.json()["expires_in"] == 900  # HPE SSO tokens live about 15 minutes
     assert by_form.json()["access_token"] != by_basic.json()["access_token"]
     assert wrong.status_code == 401
     assert wrong.json()["error"] == "invalid_client"
     assert bad_grant.status_code == 400
     assert bad_grant.json()["error"] == "unsupported_grant_type"
+
+
+def test_the_workspace_scoped_token_endpoint_issues_tokens_for_its_workspace_only(
+    sim: ThreadedSimulator,
+) -> None:
+    client_id, secret = sim.state.credentials()
+    workspace = sim.state.workspace().workspace_id
+    form = {"grant_type": "client_credentials"}
+    with httpx.Client(base_url=sim.url) as http:
+        scoped = http.post(
+            f"/authorization/v2/oauth2/{workspace}/token", data=form, auth=(client_id, secret)
+        )
+        elsewhere = http.post(
+            "/authorization/v2/oauth2/another-workspace/token", data=form, auth=(client_id, secret)
+        )
+        access = scoped.json()["access_token"]
+        page = http.get(DEVICES, params={"limit": 1}, headers={"Authorization": f"Bearer {access}"})
+    assert (scoped.status_code, scoped.json()["expires_in"]) == (200, 900)
+    assert (elsewhere.status_code, elsewhere.json()["error"]) == (401, "invalid_client")
+    assert page.status_code == 200
 
 
 def test_api_refuses_missing_or_unknown_tokens_with_the_vendor_body(sim: ThreadedSimulator) -> None:
@@ -192,7 +215,13 @@ def test_subscriptions_page_by_50_by_default(client: httpx.Client) -> None:
         pytest.param(DEVICES, {"filter": "updatedAt gt"}, "filter", id="garbage filter"),
         pytest.param(DEVICES, {"sort": "colour desc"}, "sort", id="unknown sort field"),
         pytest.param(CENTRAL_DEVICES, {"limit": 1001}, "limit", id="central limit 1001"),
-        pytest.param(INVENTORY, {"next": "not-a-cursor"}, "next", id="invalid cursor"),
+        pytest.param(INVENTORY, {"next": "not-a-page"}, "next", id="next not a page number"),
+        pytest.param(INVENTORY, {"next": 0}, "next", id="page 0"),
+        pytest.param(SUBSCRIPTIONS, {"limit": 51}, "limit", id="subscriptions limit 51"),
+        pytest.param(INVENTORY, {"filter": "colour eq 'red'"}, "filter", id="central filter field"),
+        pytest.param(INVENTORY, {"sort": "colour"}, "sort", id="central sort field"),
+        pytest.param(CENTRAL_DEVICES, {"select": "id,colour"}, "select", id="central select"),
+        pytest.param(INVENTORY, {"site-assigned": "MAYBE"}, "site-assigned", id="site-assigned"),
     ],
 )
 def test_bad_query_parameters_get_400_with_the_vendor_body(
@@ -228,6 +257,56 @@ def test_filter_sort_and_select_work_over_http(
     assert all(i["deviceType"] == "AP" and not i["archived"] for i in aps.json()["items"])
 
 
+def test_device_detail_fields_and_documented_states_can_be_filtered_and_selected(
+    client: httpx.Client, sim: ThreadedSimulator
+) -> None:
+    devices = sim.state.workspace().glp_devices()
+    named = next(d for d in devices if d["deviceName"])
+    by_name = client.get(DEVICES, params={"filter": f"deviceName eq '{named['deviceName']}'"})
+    assert named["id"] in [i["id"] for i in by_name.json()["items"]]
+    selected = client.get(
+        DEVICES, params=[("select", "id,deviceName"), ("select", "secondaryName"), ("limit", 5)]
+    ).json()
+    assert all(set(i) == {"id", "deviceName", "secondaryName"} for i in selected["items"])
+    dedicated = client.get(
+        DEVICES, params={"filter": "assignedState eq 'ASSIGNED_TO_DEDICATED_PLATFORM'"}
+    ).json()
+    assert dedicated["total"] > 0
+    assert all(i["dedicatedPlatformWorkspace"]["id"] for i in dedicated["items"])
+    assert all(not i["subscription"] for i in dedicated["items"])
+
+
+@pytest.mark.parametrize(
+    ("profile", "undocumented", "unknown_links"),
+    [("adversarial", True, True), ("seed", False, False)],
+)
+def test_the_seed_profile_serves_documented_values_and_resolvable_links_only(
+    profile: Any, undocumented: bool, unknown_links: bool
+) -> None:
+    config = SimulatorConfig.for_profile(profile, latency=LatencyConfig.none())
+    with start_in_thread(config.scaled(dataset=0.1)) as sim, httpx.Client(base_url=sim.url) as http:
+        headers = token(http, sim)
+        states = {
+            i["assignedState"]
+            for i in http.get(DEVICES, headers=headers, params={"select": "assignedState"}).json()[
+                "items"
+            ]
+        }
+        known = {s["id"] for s in sim.state.workspace().subscriptions()}
+        links = {
+            link["id"] for d in sim.state.workspace().glp_devices() for link in d["subscription"]
+        }
+    documented = {
+        "ASSIGNED_TO_ACTIVATE_CONFIG",
+        "ASSIGNED_TO_DEDICATED_PLATFORM",
+        "ASSIGNED_TO_SERVICE",
+        "UNASSIGNED",
+    }
+    assert ("PENDING_TRANSFER" in states) is undocumented
+    assert (states <= documented) is not undocumented
+    assert bool(links - known) is unknown_links
+
+
 def test_naive_offset_paging_misses_or_repeats_devices_under_page_mutations() -> None:
     with start_in_thread(config(page_mutations=15)) as sim, httpx.Client(base_url=sim.url) as http:
         headers = token(http, sim)
@@ -245,12 +324,13 @@ def test_naive_offset_paging_misses_or_repeats_devices_under_page_mutations() ->
     assert missed
 
 
-# -- New Central cursor paging -------------------------------------------------------------
+# -- New Central page-number paging --------------------------------------------------------
 
 
-def walk_cursor(client: httpx.Client, path: str, limit: int = 100) -> list[dict[str, Any]]:
+def walk_pages(client: httpx.Client, path: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The way pycentral and other public clients walk: next=1, 2, ... until next is null."""
     items: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"limit": limit}
+    params: dict[str, Any] = {"limit": limit, "next": 1}
     while True:
         page = client.get(path, params=params).json()
         assert set(page) == {"items", "total", "count", "next"}
@@ -258,32 +338,90 @@ def walk_cursor(client: httpx.Client, path: str, limit: int = 100) -> list[dict[
         items += page["items"]
         if page["next"] is None:
             return items
+        assert page["next"] == params["next"] + 1
         params["next"] = page["next"]
 
 
-def test_cursor_walk_with_limit_100_covers_everything_and_ends_with_null_next(
+def test_page_number_walk_covers_everything_and_ends_with_null_next(
     client: httpx.Client, sim: ThreadedSimulator
 ) -> None:
-    items = walk_cursor(client, INVENTORY)
+    items = walk_pages(client, INVENTORY)
     assert len(items) == len({i["id"] for i in items}) == 1796
     assert all(set(item) == CENTRAL_DEVICE_FIELDS for item in items)
-    onboarded = walk_cursor(client, CENTRAL_DEVICES, limit=1000)
+    onboarded = walk_pages(client, CENTRAL_DEVICES, limit=1000)
     assert len(onboarded) == 1786  # device-inventory also lists devices not yet onboarded
-    assert client.get(INVENTORY).json()["count"] == 100  # the default limit
+    first = client.get(INVENTORY).json()
+    assert (first["count"], first["next"]) == (100, 2)  # no next and no limit: page 1 of 100
 
 
-def test_cursor_walk_is_stable_when_devices_vanish_mid_walk(
+def test_v1alpha1_serves_the_same_pages_as_v1(client: httpx.Client) -> None:
+    params = {"limit": 7, "next": 3}
+    assert client.get(INVENTORY_V1ALPHA1, params=params).json() == (
+        client.get(INVENTORY, params=params).json()
+    )
+
+
+def test_page_numbers_can_be_fetched_in_any_order(client: httpx.Client) -> None:
+    third, first, second = (
+        client.get(INVENTORY, params={"limit": 700, "next": n}).json() for n in (3, 1, 2)
+    )
+    assert (first["next"], second["next"], third["next"]) == (2, 3, None)
+    ids = [i["id"] for page in (first, second, third) for i in page["items"]]
+    assert len(ids) == len(set(ids)) == 1796
+
+
+def test_page_numbers_shift_when_devices_vanish_mid_walk(
     client: httpx.Client, sim: ThreadedSimulator
 ) -> None:
     workspace = sim.state.workspace()
-    first = client.get(INVENTORY, params={"limit": 100}).json()
-    gone = workspace.delete_central_devices([i["id"] for i in first["items"][:50]])
-    rest = client.get(INVENTORY, params={"limit": 1000, "next": first["next"]}).json()
-    rest2 = client.get(INVENTORY, params={"limit": 1000, "next": rest["next"]}).json()
-    seen = [i["id"] for i in first["items"] + rest["items"] + rest2["items"]]
-    assert rest2["next"] is None
-    assert len(seen) == len(set(seen))
-    assert set(seen) - set(gone) == {i["id"] for i in workspace.central_devices()}
+    first = client.get(INVENTORY, params={"limit": 100, "next": 1}).json()
+    workspace.delete_central_devices([i["id"] for i in first["items"][:10]])
+    second = client.get(INVENTORY, params={"limit": 100, "next": 2}).json()
+    everything = [i["id"] for i in workspace.central_devices()]
+    # Page 2 now starts where item 111 of the old list was: ten devices were skipped.
+    assert second["items"][0]["id"] == everything[100]
+    assert (first["total"], second["total"]) == (1796, 1786)
+
+
+def test_central_page_mutations_change_the_list_after_each_page() -> None:
+    with (
+        start_in_thread(config(central_page_mutations=6)) as sim,
+        httpx.Client(base_url=sim.url) as http,
+    ):
+        http.headers.update(token(http, sim))
+        workspace = sim.state.workspace()
+        before = [d["id"] for d in workspace.central_devices()]
+        first = http.get(INVENTORY, params={"limit": 50, "next": 1}).json()
+        between = [d["id"] for d in workspace.central_devices()]
+        second = http.get(INVENTORY, params={"limit": 50, "next": 2}).json()
+    assert [i["id"] for i in first["items"]] == before[:50]
+    assert between != before  # others changed the inventory after page 1 was served
+    assert [i["id"] for i in second["items"]] == between[50:100]  # so page 2 shifted
+
+
+def test_central_filter_sort_select_and_site_assigned(
+    client: httpx.Client, sim: ThreadedSimulator
+) -> None:
+    workspace = sim.state.workspace()
+    one = workspace.central_devices()[5]
+    by_serial = client.get(INVENTORY, params={"filter": f"serialNumber eq '{one['serialNumber']}'"})
+    assert [i["id"] for i in by_serial.json()["items"]] == [one["id"]]
+    assert by_serial.json()["total"] == 1
+    switches = client.get(
+        INVENTORY, params={"filter": "deviceType eq 'SWITCH'", "limit": 1000}
+    ).json()
+    assert switches["items"]
+    assert all(i["deviceType"] == "SWITCH" for i in switches["items"])
+    ordered = client.get(INVENTORY, params={"sort": "serialNumber desc", "limit": 5}).json()
+    serials = [i["serialNumber"] for i in ordered["items"]]
+    assert serials == sorted(serials, reverse=True)
+    # Repeated select parameters (what a client passing a list sends) are all honoured.
+    selected = client.get(
+        INVENTORY, params=[("select", "id"), ("select", "serialNumber,status"), ("limit", 3)]
+    ).json()
+    assert all(set(i) == {"id", "serialNumber", "status"} for i in selected["items"])
+    unassigned = client.get(INVENTORY, params={"site-assigned": "UNASSIGNED", "limit": 1000})
+    assert unassigned.json()["total"] == 10  # the devices not yet onboarded have no site
 
 
 # -- rate limits and concurrency -----------------------------------------------------------
@@ -481,3 +619,39 @@ def test_simulate_command_prints_url_and_demo_credentials_and_stops_on_sigterm()
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_simulate_with_tls_writes_a_ca_file_that_clients_can_trust(tmp_path: Path) -> None:
+    ca_file = tmp_path / "simulator-ca.pem"
+    command = [
+        sys.executable, "-m", "inventory_sync.simulator", "--port", "0", "--scale", "0.01",
+        "--tls", "--tls-ca-file", str(ca_file),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.startswith("Upstream simulator listening on https://127.0.0.1:")
+        url = banner.split()[-1]
+        lines = [process.stdout.readline()]
+        while "trust it" not in lines[-1]:  # the banner's last lines name the CA file
+            lines.append(process.stdout.readline())
+        assert f"SSL_CERT_FILE={ca_file}" in lines[-1]
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": "demo-client",
+            "client_secret": "demo-secret-not-real",
+        }
+        trusted = ssl.create_default_context(cafile=str(ca_file))
+        assert httpx.post(f"{url}/as/token.oauth2", data=form, verify=trusted).status_code == 200
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.post(f"{url}/as/token.oauth2", data=form)  # the system's CAs do not know it
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    assert ca_file.read_text().startswith("-----BEGIN CERTIFICATE-----")  # kept: it was named

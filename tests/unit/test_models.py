@@ -67,6 +67,9 @@ def test_a_valid_spec_gets_the_documented_defaults() -> None:
     assert spec.sources[1].greenlake is not None
     assert spec.sources[1].greenlake.endpoint == "https://global.api.greenlake.hpe.com"
     assert spec.sources[0].secret_ref.client_secret_key == "client_secret"
+    central = spec.sources[2].aruba_central
+    assert central is not None
+    assert (central.api_version, central.page_size) == ("v1", 1000)
 
 
 def test_without_depends_on_every_source_waits_for_the_subscriptions() -> None:
@@ -163,6 +166,16 @@ BAD = [
         "page size above the API maximum",
         lambda d: d["sources"][1]["greenlake"].update(pageSize=5000),
         "spec.sources[1].greenlake.pageSize",
+    ),
+    (
+        "unknown Central API version",
+        lambda d: d["sources"][2]["arubaCentral"].update(apiVersion="v2"),
+        "spec.sources[2].arubaCentral.apiVersion",
+    ),
+    (
+        "Central page size above the largest the API accepts",
+        lambda d: d["sources"][2]["arubaCentral"].update(pageSize=1001),
+        "spec.sources[2].arubaCentral.pageSize",
     ),
 ]
 

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from inventory_sync.simulator import admin, auth, central, classic, glp
+from inventory_sync.simulator import admin, auth, central, classic, dialects, glp
 from inventory_sync.simulator.faults import Classifier, Dropped, fault_middleware
 from inventory_sync.simulator.responses import ApiError, error_body, json_response
 from inventory_sync.simulator.state import STATE_KEY, SimulatorState
@@ -17,13 +17,13 @@ logger = logging.getLogger(__name__)
 #: Endpoint family per route path: what fault rules, quotas and latency are keyed by.
 FAMILIES: dict[str, str] = {
     auth.TOKEN_PATH: "token",
+    auth.WORKSPACE_TOKEN_PATH: "token",
     glp.DEVICES_PATH: "glp_devices",
     glp.SUBSCRIPTIONS_PATH: "glp_subscriptions",
     glp.SUBSCRIPTION_PATH: "glp_subscription_get",
-    central.INVENTORY_PATH: "central",
-    central.DEVICES_PATH: "central",
+    **dict.fromkeys(central.INVENTORY_PATHS + central.DEVICES_PATHS, "central"),
     classic.TOKEN_PATH: "token",
-    classic.DEVICES_PATH: "classic_central",
+    **dict.fromkeys(classic.API_PATHS, "classic_central"),
 }
 
 
@@ -88,10 +88,14 @@ def build_app(state: SimulatorState) -> web.Application:
     """The application serving `state`: GreenLake, New and classic Central, both token
     endpoints, the admin API."""
     app = web.Application(
-        middlewares=[_count, fault_middleware(state.faults, _classify(state)), _errors]
+        middlewares=[
+            _count,
+            fault_middleware(state.faults, _classify(state), dialects.dialect_for(state)),
+            _errors,
+        ]
     )
     app[STATE_KEY] = state
-    app.router.add_post(auth.TOKEN_PATH, auth.issue_token)
+    auth.add_routes(app)
     glp.add_routes(app)
     central.add_routes(app)
     classic.add_routes(app)

@@ -12,7 +12,11 @@ from aiohttp import web
 from inventory_sync.simulator.responses import ApiError, json_response
 from inventory_sync.simulator.state import STATE_KEY, Session, SimulatorState
 
+#: HPE SSO's client-credentials endpoint (what pycentral's standalone `glp`/`new_central` use).
 TOKEN_PATH = "/as/token.oauth2"
+#: GreenLake's workspace-scoped token endpoint (HPE's authentication guide; pycentral's
+#: `unified` credentials): the workspace rides in the path.
+WORKSPACE_TOKEN_PATH = "/authorization/v2/oauth2/{workspace_id}/token"
 
 
 def _oauth_error(status: int, error: str, description: str) -> web.Response:
@@ -39,7 +43,10 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 
 async def issue_token(request: web.Request) -> web.Response:
-    """POST /as/token.oauth2: client credentials in the form body or in HTTP Basic auth."""
+    """POST /as/token.oauth2 or /authorization/v2/oauth2/{workspace_id}/token: client
+    credentials in the form body or in HTTP Basic auth. On the workspace-scoped route the
+    credentials must belong to that workspace (another workspace's are refused like wrong ones).
+    """
     state = request.app[STATE_KEY]
     if request.content_type != "application/x-www-form-urlencoded":
         return _oauth_error(
@@ -58,7 +65,8 @@ async def issue_token(request: web.Request) -> web.Response:
             return _oauth_error(401, "invalid_client", "client authentication failed")
         credentials = (client_id, secret)
     workspace = state.check_client(*credentials)
-    if workspace is None:
+    scoped = request.match_info.get("workspace_id")
+    if workspace is None or (scoped is not None and scoped != workspace.workspace_id):
         return _oauth_error(401, "invalid_client", "client authentication failed")
     token = state.tokens.issue(workspace)
     body = {
@@ -67,6 +75,12 @@ async def issue_token(request: web.Request) -> web.Response:
         "expires_in": math.ceil(state.tokens.lifetime),
     }
     return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def add_routes(app: web.Application) -> None:
+    """Mount both token endpoints."""
+    app.router.add_post(TOKEN_PATH, issue_token)
+    app.router.add_post(WORKSPACE_TOKEN_PATH, issue_token)
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -48,6 +48,9 @@ ASSIGNED_STATES_UNLINKED: tuple[tuple[str, int], ...] = (
     ("PENDING_TRANSFER", 5),
 )
 
+#: The documented value a `seed`-profile dataset serves instead of an undocumented one.
+DOCUMENTED_STAND_IN: dict[str, str] = {"PENDING_TRANSFER": "ASSIGNED_TO_SERVICE"}
+
 REGIONS: tuple[str, ...] = ("us-west", "us-east", "eu-central", "ap-northeast")
 
 #: Service managers a device can be assigned to: (id, name).

@@ -1,68 +1,63 @@
-"""Simulated New Central device lists with keyset cursor paging (`limit` + opaque `next`)."""
+"""Simulated New Central device lists (v1 and v1alpha1): page-number paging (`limit` + `next`)."""
 
 from __future__ import annotations
-
-import base64
-import binascii
-import json
 
 from aiohttp import web
 
 from inventory_sync.simulator.admission import admit, reply
+from inventory_sync.simulator.dataset import CENTRAL_DEVICE_FIELDS, JsonObject
+from inventory_sync.simulator.querying import apply_query
 from inventory_sync.simulator.responses import bad_query, int_param
 
-INVENTORY_PATH = "/network-monitoring/v1alpha1/device-inventory"
-DEVICES_PATH = "/network-monitoring/v1alpha1/devices"
-
-#: Clients use 100; some deployments allow up to 1000.
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-_CURSOR_VERSION = 1
-
-
-def encode_cursor(last_id: str) -> str:
-    """An opaque cursor naming the last id a page returned."""
-    raw = json.dumps({"v": _CURSOR_VERSION, "after": last_id}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+#: Both API versions are served by the same handlers: v1 (what current clients call) and
+#: v1alpha1 (the older path).
+API_VERSIONS = ("v1", "v1alpha1")
+INVENTORY_PATHS = tuple(f"/network-monitoring/{v}/device-inventory" for v in API_VERSIONS)
+DEVICES_PATHS = tuple(f"/network-monitoring/{v}/devices" for v in API_VERSIONS)
+#: `site-assigned` on the inventory: devices with a site, or without one.
+_SITE_ASSIGNED = {"ASSIGNED": True, "UNASSIGNED": False}
 
 
-def decode_cursor(cursor: str) -> str:
-    """The id a cursor names; ValueError when it is not one of ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
-        raise ValueError("not a cursor") from error
-    if not isinstance(data, dict) or data.get("v") != _CURSOR_VERSION:
-        raise ValueError("not a cursor")
-    after = data.get("after")
-    if not isinstance(after, str) or not after:
-        raise ValueError("not a cursor")
-    return after
+def _site_assigned(request: web.Request, items: list[JsonObject]) -> list[JsonObject]:
+    raw = request.query.get("site-assigned")
+    if raw is None:
+        return items
+    if raw not in _SITE_ASSIGNED:
+        raise bad_query("site-assigned", "site-assigned must be ASSIGNED or UNASSIGNED")
+    wanted = _SITE_ASSIGNED[raw]
+    return [item for item in items if (item["siteId"] is not None) == wanted]
 
 
 async def _list(request: web.Request, *, onboarded_only: bool) -> web.Response:
-    """One cursor page of the inventory (all devices) or of the onboarded devices."""
+    """One page of the inventory (all devices) or of the onboarded devices.
+
+    `next` is a 1-based page number (absent: 1); the answer's `next` is the following page
+    number, or null on the last page. Pages are slices of the current list, so a device
+    added or removed between two requests shifts every later page, as offsets do.
+    """
     async with admit(request, "central") as admission:
-        limit = int_param(request, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
-        after = None
-        cursor = request.query.get("next")
-        if cursor:
-            try:
-                after = decode_cursor(cursor)
-            except ValueError:
-                raise bad_query("next", "next is not a cursor this API issued") from None
-        items, more, total = admission.workspace.central_page(
-            after=after, limit=limit, onboarded_only=onboarded_only
+        bounds = admission.state.config.page_sizes.central
+        limit = int_param(
+            request, "limit", default=bounds.default, minimum=1, maximum=bounds.maximum
         )
+        page_number = int_param(request, "next", default=1, minimum=1)
+        items = admission.workspace.central_devices(onboarded_only=onboarded_only)
+        if not onboarded_only:
+            items = _site_assigned(request, items)
+        items = apply_query(request, items, CENTRAL_DEVICE_FIELDS)
+        start = (page_number - 1) * limit
+        page = items[start : start + limit]
         body = {
-            "items": items,
-            "total": total,
-            "count": len(items),
-            # Keyset cursor: resumes after an id, so inserts and deletes never shift a walk.
-            "next": encode_cursor(items[-1]["id"]) if more and items else None,
+            "items": page,
+            "total": len(items),
+            "count": len(page),
+            "next": page_number + 1 if start + limit < len(items) else None,
         }
-        return await reply(admission, body, items=len(items))
+        mutations = admission.state.config.central_page_mutations
+        if mutations:
+            # Devices come and go while this client pages: the next page number is stale.
+            admission.workspace.apply_central_page_mutations(mutations)
+        return await reply(admission, body, items=len(page))
 
 
 async def list_device_inventory(request: web.Request) -> web.Response:
@@ -76,6 +71,8 @@ async def list_devices(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """Mount the New Central endpoints."""
-    app.router.add_get(INVENTORY_PATH, list_device_inventory)
-    app.router.add_get(DEVICES_PATH, list_devices)
+    """Mount the New Central endpoints, every API version."""
+    for path in INVENTORY_PATHS:
+        app.router.add_get(path, list_device_inventory)
+    for path in DEVICES_PATHS:
+        app.router.add_get(path, list_devices)

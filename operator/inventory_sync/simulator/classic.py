@@ -1,24 +1,26 @@
-"""Simulated classic Central: the refresh-token endpoint and the offset-paged device inventory."""
+"""Simulated classic Central: the refresh-token endpoint, the offset-paged device inventory and
+the /monitoring lists, all behind the gateway's quotas."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
+from inventory_sync.simulator import classic_monitoring
 from inventory_sync.simulator.classic_account import SKU_TYPES, ClassicSession, ClassicTokenRefused
+from inventory_sync.simulator.classic_monitoring import APS_PATH, SWITCHES_PATH, MonitoredKind
 from inventory_sync.simulator.ratelimit import TooManyInFlight
 from inventory_sync.simulator.responses import json_response
 from inventory_sync.simulator.state import STATE_KEY, SimulatorState
 
 TOKEN_PATH = "/oauth2/token"
 DEVICES_PATH = "/platform/device_inventory/v1/devices"
-
-#: The inventory API's documented maximum (and our default) page size.
-MAX_LIMIT = 50
+#: Every classic API route (the fault rules' `classic_central` family).
+API_PATHS = (DEVICES_PATH, APS_PATH, SWITCHES_PATH)
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -78,38 +80,49 @@ def _invalid_token(description: str) -> web.Response:
     return json_response(body, status=401, headers={"WWW-Authenticate": challenge})
 
 
-def _bad_request(description: str, headers: Mapping[str, str]) -> web.Response:
-    body = {"description": description, "error_code": "0001", "service_name": "Device Inventory"}
+def _bad_request(description: str, headers: Mapping[str, str], *, service: str) -> web.Response:
+    body = {"description": description, "error_code": "0001", "service_name": service}
     return json_response(body, status=400, headers=headers)
 
 
-def _too_many(message: str, headers: Mapping[str, str], retry_after: int) -> web.Response:
+#: The classic gateway's 429 message (also what fault injection answers on classic routes).
+TOO_MANY_MESSAGE = "API rate limit exceeded"
+
+
+def too_many(message: str, headers: Mapping[str, str], retry_after: int) -> web.Response:
+    """A classic 429: `{message}`, the X-RateLimit-* headers and Retry-After."""
     headers = {**headers, "Retry-After": str(retry_after)}
     return json_response({"message": message}, status=429, headers=headers)
 
 
-class _BadQuery(Exception):
-    """A query parameter the inventory API refuses (400)."""
+class BadQuery(Exception):
+    """A query parameter a classic API refuses (400)."""
 
 
-def _int_param(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
+def int_param(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high], or BadQuery."""
     raw = request.query.get(name)
     if raw is None:
         return default
     try:
         value = int(raw, 10)
     except ValueError:
-        raise _BadQuery(f"{name} must be an integer") from None
+        raise BadQuery(f"{name} must be an integer") from None
     if not low <= value <= high:
-        raise _BadQuery(f"{name} must be between {low} and {high}, got {value}")
+        raise BadQuery(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
-async def list_devices(request: web.Request) -> web.Response:
-    """GET /platform/device_inventory/v1/devices?limit=&offset=&sku_type= → {devices, total}.
+#: Builds a classic API answer once the call is admitted: (body, items in it) or BadQuery.
+Answer = Callable[[web.Request, ClassicSession], tuple[dict[str, Any], int]]
+
+
+async def serve_classic(request: web.Request, answer: Answer, *, service: str) -> web.Response:
+    """Admit a classic API call as the gateway does, then answer it.
 
     Order at the gateway: token, the client's concurrency cap, the account's per-second and
-    per-day quotas (every answer from here on carries X-RateLimit-*), then the parameters.
+    per-day quotas (every answer from here on carries X-RateLimit-*), then the parameters
+    (a BadQuery is a 400 naming `service`), then the latency model.
     """
     state = request.app[STATE_KEY]
     session = peek_session(state, request)
@@ -122,24 +135,16 @@ async def list_devices(request: web.Request) -> web.Response:
         state.concurrency.acquire(client)
     except TooManyInFlight:
         quota = state.classic.hit(session.customer_id, record=False)
-        return _too_many("Too many concurrent requests", quota.headers, 1)
+        return too_many("Too many concurrent requests", quota.headers, 1)
     try:
         quota = state.classic.hit(session.customer_id)
         if not quota.allowed:
-            return _too_many("API rate limit exceeded", quota.headers, quota.retry_after)
+            return too_many(TOO_MANY_MESSAGE, quota.headers, quota.retry_after)
         try:
-            limit = _int_param(request, "limit", default=MAX_LIMIT, low=1, high=MAX_LIMIT)
-            offset = _int_param(request, "offset", default=0, low=0, high=2**31)
-            sku_type = request.query.get("sku_type", "all")
-            if sku_type not in SKU_TYPES:
-                raise _BadQuery(f"sku_type must be one of {', '.join(sorted(SKU_TYPES))}")
-        except _BadQuery as problem:
-            return _bad_request(str(problem), quota.headers)
-        account = state.classic.account(session.customer_id)
-        devices = account.devices(sku_type=sku_type)
-        page = devices[offset : offset + limit]
-        body: dict[str, Any] = {"devices": page, "total": len(devices)}
-        delay = state.config.latency.classic_central.seconds(len(page))
+            body, items = answer(request, session)
+        except BadQuery as problem:
+            return _bad_request(str(problem), quota.headers, service=service)
+        delay = state.config.latency.classic_central.seconds(items)
         if delay > 0:
             await asyncio.sleep(delay)
         return json_response(body, headers=quota.headers)
@@ -147,7 +152,51 @@ async def list_devices(request: web.Request) -> web.Response:
         state.concurrency.release(client)
 
 
+def _inventory(request: web.Request, session: ClassicSession) -> tuple[dict[str, Any], int]:
+    bounds = request.app[STATE_KEY].config.page_sizes.classic_central
+    limit = int_param(request, "limit", default=bounds.default, low=1, high=bounds.maximum)
+    offset = int_param(request, "offset", default=0, low=0, high=2**31)
+    sku_type = request.query.get("sku_type", "all")
+    if sku_type not in SKU_TYPES:
+        raise BadQuery(f"sku_type must be one of {', '.join(sorted(SKU_TYPES))}")
+    account = request.app[STATE_KEY].classic.account(session.customer_id)
+    devices = account.devices(sku_type=sku_type)
+    page = devices[offset : offset + limit]
+    return {"devices": page, "total": len(devices)}, len(page)
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    """GET /platform/device_inventory/v1/devices?limit=&offset=&sku_type= → {devices, total}."""
+    return await serve_classic(request, _inventory, service="Device Inventory")
+
+
 def add_routes(app: web.Application) -> None:
     """Mount the classic Central endpoints."""
     app.router.add_post(TOKEN_PATH, issue_token)
     app.router.add_get(DEVICES_PATH, list_devices)
+    app.router.add_get(APS_PATH, list_aps)
+    app.router.add_get(SWITCHES_PATH, list_switches)
+
+
+async def list_aps(request: web.Request) -> web.Response:
+    """GET /monitoring/v2/aps?limit=&offset=&calculate_total= → {aps, count[, total]}."""
+    return await _monitoring_list(request, kind="aps")
+
+
+async def list_switches(request: web.Request) -> web.Response:
+    """GET /monitoring/v1/switches?limit=&offset=&calculate_total= → {switches, count[, total]}."""
+    return await _monitoring_list(request, kind="switches")
+
+
+async def _monitoring_list(request: web.Request, *, kind: MonitoredKind) -> web.Response:
+
+    def answer(request: web.Request, session: ClassicSession) -> tuple[dict[str, Any], int]:
+        bounds = request.app[STATE_KEY].config.page_sizes.classic_monitoring
+        limit = int_param(request, "limit", default=bounds.default, low=1, high=bounds.maximum)
+        offset = int_param(request, "offset", default=0, low=0, high=2**31)
+        account = request.app[STATE_KEY].classic.account(session.customer_id)
+        total = request.query.get("calculate_total", "false").lower() == "true"
+        body = classic_monitoring.page(account, kind, offset=offset, limit=limit, total=total)
+        return body, body["count"]
+
+    return await serve_classic(request, answer, service="Monitoring")

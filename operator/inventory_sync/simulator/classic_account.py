@@ -7,16 +7,20 @@ import hmac
 import random
 import secrets
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from inventory_sync.simulator.classic_quota import ClassicQuota, ClassicQuotas
 from inventory_sync.simulator.config import SimulatorConfig, WorkspaceConfig
 from inventory_sync.simulator.dataset import ItemFactory, JsonObject, generate_workspace
-from inventory_sync.simulator.ratelimit import Clock, SlidingWindowLimiter
+from inventory_sync.simulator.ratelimit import Clock
 
 #: Classic Central's device_type per New Central deviceType.
 _DEVICE_TYPES = {"ACCESS_POINT": "iap", "SWITCH": "switch", "GATEWAY": "gateway"}
-#: `sku_type` values accepted by the inventory API and the device_type each selects.
+#: `sku_type` values the inventory API documents and the device_type each selects here. The
+#: values are documented (pycentral's get_inventory); what each selects is inferred: this
+#: account has no virtual gateways (vgw), campus APs (cap), branch controllers (boc) or others.
 SKU_TYPES: dict[str, frozenset[str]] = {
     "all": frozenset(_DEVICE_TYPES.values()),
     "iap": frozenset({"iap"}),
@@ -25,6 +29,10 @@ SKU_TYPES: dict[str, frozenset[str]] = {
     "gateway": frozenset({"gateway"}),
     "controller": frozenset({"gateway"}),
     "all_controller": frozenset({"gateway"}),
+    "vgw": frozenset(),
+    "cap": frozenset(),
+    "boc": frozenset(),
+    "others": frozenset(),
 }
 CLASSIC_DEVICE_FIELDS = frozenset(
     {
@@ -32,8 +40,6 @@ CLASSIC_DEVICE_FIELDS = frozenset(
         "customer_name", "tier_type", "services",
     }
 )  # fmt: skip
-#: A day, as the daily quota counts it (a sliding window here; the real one may reset at midnight).
-DAY_SECONDS = 86400.0
 
 
 def _fresh_serial(factory: ItemFactory, taken: set[str]) -> str:
@@ -219,20 +225,12 @@ class ClassicTokenRefused(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class ClassicQuota:
-    """One call against an account's per-second and per-day windows, and its headers."""
-
-    allowed: bool
-    exhausted: str | None  # "second" or "day" when refused
-    retry_after: int
-    headers: dict[str, str]
-
-
 class ClassicCentral:
     """Every classic account of a simulator, the access tokens issued and the quotas."""
 
-    def __init__(self, config: SimulatorConfig, *, clock: Clock) -> None:
+    def __init__(
+        self, config: SimulatorConfig, *, clock: Clock, wall_clock: Clock = time.time
+    ) -> None:
         self._config = config
         self._clock = clock
         self._lock = threading.Lock()
@@ -240,8 +238,7 @@ class ClassicCentral:
             w.classic.customer_id: ClassicAccount(w, seed=config.seed) for w in config.workspaces
         }
         self._sessions: dict[str, ClassicSession] = {}
-        self._per_second = SlidingWindowLimiter(window=1.0, clock=clock)
-        self._per_day = SlidingWindowLimiter(window=DAY_SECONDS, clock=clock)
+        self.quotas = ClassicQuotas(config.rate_limits, clock=clock, wall_clock=wall_clock)
         self.tokens_issued = 0
 
     def account(self, customer_id: str | None = None) -> ClassicAccount:
@@ -293,27 +290,8 @@ class ClassicCentral:
     # -- quotas ----------------------------------------------------------------------------
 
     def hit(self, customer_id: str, *, record: bool = True) -> ClassicQuota:
-        """Count one API call of `customer_id` if both windows have room (a refused one is not
-        counted); the X-RateLimit-* headers describe the windows after it."""
-        limits = self._config.rate_limits
-        with self._lock:
-            second = self._per_second.hit(customer_id, limits.classic_per_second, record=False)
-            day = self._per_day.hit(customer_id, limits.classic_per_day, record=False)
-            allowed = second.allowed and day.allowed
-            if allowed and record:
-                second = self._per_second.hit(customer_id, limits.classic_per_second)
-                day = self._per_day.hit(customer_id, limits.classic_per_day)
-        headers: dict[str, str] = {}
-        exhausted, retry_after = None, 0
-        for name, quota in (("day", day), ("second", second)):
-            if quota.limit is None:
-                continue
-            # `remaining` already counts this call when it was granted.
-            headers[f"X-RateLimit-Limit-{name}"] = str(quota.limit)
-            headers[f"X-RateLimit-Remaining-{name}"] = str(max(0, quota.remaining))
-            if not quota.allowed and exhausted is None:
-                exhausted, retry_after = name, quota.reset_seconds
-        return ClassicQuota(allowed, exhausted, retry_after, headers)
+        """Count one API call of `customer_id` against both quotas (see ClassicQuotas.hit)."""
+        return self.quotas.hit(customer_id, record=record)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -323,8 +301,7 @@ class ClassicCentral:
             for account in self.accounts.values():
                 account.reset()
             self._sessions.clear()
-            self._per_second.clear()
-            self._per_day.clear()
+            self.quotas.clear()
             self.tokens_issued = 0
 
     def snapshot(self) -> dict[str, dict[str, int]]:

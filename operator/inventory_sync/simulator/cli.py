@@ -7,8 +7,10 @@ import sys
 
 from pydantic import ValidationError
 
+from inventory_sync.simulator import cli_options
 from inventory_sync.simulator.config import SimulatorConfig
 from inventory_sync.simulator.server import DEFAULT_HOST, run_forever
+from inventory_sync.simulator.tls import TlsUnavailable
 
 
 def _non_negative_float(text: str) -> float:
@@ -51,18 +53,14 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="device inserts/deletes after each GreenLake devices page (offset-paging hazard)",
     )
+    cli_options.add_fidelity_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     """The SimulatorConfig the arguments describe; ValidationError when a value is out of range."""
-    config = SimulatorConfig.model_validate(
-        {
-            "seed": args.seed,
-            "token_lifetime_seconds": args.token_lifetime,
-            "page_mutations": args.page_mutations,
-        }
-    )
-    return config.scaled(dataset=args.scale, latency=args.latency_scale)
+    config = cli_options.base_config(args)
+    config = config.scaled(dataset=args.scale, latency=args.latency_scale)
+    return cli_options.calibrated(config, args)
 
 
 def main_from_args(args: argparse.Namespace) -> int:
@@ -73,7 +71,10 @@ def main_from_args(args: argparse.Namespace) -> int:
         print(f"inventory-sync simulate: invalid option: {error}", file=sys.stderr)
         return 2
     try:
-        run_forever(config, DEFAULT_HOST, args.port)
+        run_forever(config, DEFAULT_HOST, args.port, tls=cli_options.tls_from_args(args))
+    except TlsUnavailable as error:
+        print(f"inventory-sync simulate: {error}", file=sys.stderr)
+        return 2
     except OSError as error:  # e.g. the port is taken
         print(
             f"inventory-sync simulate: cannot serve on port {args.port}: {error}", file=sys.stderr

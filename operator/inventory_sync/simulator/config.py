@@ -7,6 +7,12 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from inventory_sync.simulator.faults import FaultRule
+from inventory_sync.simulator.pagesizes import PageSizeConfig
+
+#: What the data looks like: `adversarial` (the default) adds what the docs do not promise but
+#: a robust client must survive (an undocumented assignedState, device links to subscriptions
+#: the list lacks); `seed` serves documented values only, as the seed account had.
+Profile = Literal["adversarial", "seed"]
 
 #: The endpoint families that share a latency model and a rate-limit window.
 Family = Literal[
@@ -57,6 +63,13 @@ class DatasetSize(BaseModel):
             " a GreenLake device's); capped by the Central devices there are."
         ),
     )
+    undocumented_values: bool = Field(
+        True,
+        description=(
+            "Serve enum values the vendor does not document (assignedState PENDING_TRANSFER),"
+            " standing for values introduced after a client shipped. False: documented only."
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -92,6 +105,7 @@ class DatasetSize(BaseModel):
             central_not_onboarded=min(n(self.central_not_onboarded), central),
             classic_devices=n(self.classic_devices),
             classic_overlap_share=self.classic_overlap_share,
+            undocumented_values=self.undocumented_values,
         )
 
 
@@ -264,7 +278,9 @@ class SimulatorConfig(BaseModel):
         8, ge=1, description="In-flight API requests one client may have; beyond it: 429."
     )
     token_lifetime_seconds: float = Field(
-        7200.0, gt=0, description="Access-token lifetime (undocumented upstream: configurable)."
+        900.0,
+        gt=0,
+        description="Access-token lifetime; HPE SSO tokens are seen to last 899-900 s (15 min).",
     )
     classic_token_lifetime_seconds: float = Field(
         7200.0, gt=0, description="Classic Central access-token lifetime (documented: 2 h)."
@@ -276,6 +292,17 @@ class SimulatorConfig(BaseModel):
             "GreenLake device inserts/deletes applied after each devices page is served,"
             " chosen by the seeded RNG: what makes naive offset paging miss or repeat devices."
         ),
+    )
+    central_page_mutations: int = Field(
+        0,
+        ge=0,
+        description=(
+            "New Central device inserts/deletes applied after each Central page is served: page"
+            " numbers shift like offsets, so a walk can miss or repeat devices."
+        ),
+    )
+    page_sizes: PageSizeConfig = Field(
+        default_factory=PageSizeConfig, description="Default and maximum `limit` per list."
     )
     faults: list[FaultRule] = Field(
         default_factory=list, description="Fault rules active from the start."
@@ -300,6 +327,19 @@ class SimulatorConfig(BaseModel):
         """The default workspace at `scale` with no latency: the usual test configuration."""
         workspace = WorkspaceConfig(dataset=DatasetSize().scaled(scale))
         fields: dict[str, object] = {"workspaces": [workspace], "latency": LatencyConfig.none()}
+        fields.update(overrides)
+        return cls.model_validate(fields)
+
+    @classmethod
+    def for_profile(cls, profile: Profile, **overrides: object) -> SimulatorConfig:
+        """The default workspace with `profile`'s data (see Profile); `overrides` as fields."""
+        dataset = DatasetSize()
+        if profile == "seed":
+            # The seed report: every device link resolved, only documented enum values.
+            dataset = dataset.model_copy(
+                update={"unknown_subscription_links": 0, "undocumented_values": False}
+            )
+        fields: dict[str, object] = {"workspaces": [WorkspaceConfig(dataset=dataset)]}
         fields.update(overrides)
         return cls.model_validate(fields)
 

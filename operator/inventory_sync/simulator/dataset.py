@@ -29,7 +29,8 @@ GLP_DEVICE_FIELDS = frozenset(
     {
         "id", "type", "serialNumber", "macAddress", "partNumber", "model", "deviceType",
         "assignedState", "archived", "createdAt", "updatedAt", "region", "application",
-        "location", "tags", "warranty", "tenantWorkspaceId", "subscription",
+        "location", "tags", "warranty", "tenantWorkspaceId", "subscription", "deviceName",
+        "secondaryName", "dedicatedPlatformWorkspace",
     }
 )  # fmt: skip
 SUBSCRIPTION_FIELDS = frozenset(
@@ -148,8 +149,13 @@ class ItemFactory:
             links = [
                 {"id": subscription_id, "resourceUri": SUBSCRIPTION_URI.format(subscription_id)}
             ]
+        device_id = self.uuid()
+        # HPE's DeviceDetail fields added later draw from their own stream (seeded by the id),
+        # so they never change the items generated after this one.
+        names = random.Random(device_id)
+        site = names.choice(catalog.SITES).lower()
         return {
-            "id": self.uuid(),
+            "id": device_id,
             "type": "devices/device",
             "serialNumber": self.serial(),
             "macAddress": self.mac(),
@@ -168,6 +174,15 @@ class ItemFactory:
             # Set only for devices an MSP manages on behalf of a tenant workspace.
             "tenantWorkspaceId": self.uuid() if rng.random() < 0.03 else None,
             "subscription": links,
+            # The hostname a device reports (iLO for servers); unset until it has checked in.
+            "deviceName": f"{hardware.glp_type.lower()}-{site}-{names.randrange(1000):03d}"
+            if names.random() < 0.6
+            else None,
+            # Servers also report their OS hostname.
+            "secondaryName": f"os-{site}-{names.randrange(1000):03d}"
+            if hardware.glp_type == "COMPUTE"
+            else None,
+            "dedicatedPlatformWorkspace": None,
         }
 
     def subscription(self, plan: catalog.Plan, status: str, *, linked: int) -> JsonObject:
@@ -308,16 +323,21 @@ def generate_workspace(config: WorkspaceConfig, *, seed: int) -> Dataset:
     for i, hw in enumerate(hardware):
         created = factory.moment(HISTORY_START, HISTORY_END - timedelta(days=1))
         table = catalog.ASSIGNED_STATES_LINKED if i in links else catalog.ASSIGNED_STATES_UNLINKED
+        state = factory.weighted(table)
+        if not size.undocumented_values:
+            # Drawn all the same, so both profiles generate the same devices otherwise.
+            state = catalog.DOCUMENTED_STAND_IN.get(state, state)
         devices.append(
             factory.glp_device(
                 hw,
                 subscription_id=links.get(i),
-                assigned_state=factory.weighted(table),
+                assigned_state=state,
                 created=created,
                 updated=factory.moment(created, HISTORY_END),
             )
         )
-    _ensure_rare_states(devices, rng)
+    _ensure_rare_states(devices, rng, undocumented=size.undocumented_values)
+    _assign_dedicated_platform(devices, random.Random(f"{seed}/{config.workspace_id}/dedicated"))
 
     overlap = rng.sample(capable, size.central_overlap)
     not_onboarded = set(rng.sample(range(size.central_devices), size.central_not_onboarded))
@@ -343,12 +363,32 @@ def generate_workspace(config: WorkspaceConfig, *, seed: int) -> Dataset:
     return Dataset(subscriptions=subscriptions, glp_devices=devices, central_devices=central)
 
 
-def _ensure_rare_states(devices: list[JsonObject], rng: random.Random) -> None:
+def _ensure_rare_states(
+    devices: list[JsonObject], rng: random.Random, *, undocumented: bool
+) -> None:
     """Make sure every unusual assignedState occurs at least once in a non-trivial dataset."""
     if len(devices) < 20:
         return
     present = {d["assignedState"] for d in devices}
     common = [i for i, d in enumerate(devices) if d["assignedState"] == "ASSIGNED_TO_SERVICE"]
-    for state in ("ASSIGNED_TO_ACTIVATE_CONFIG", "PENDING_TRANSFER"):
+    rare = ("ASSIGNED_TO_ACTIVATE_CONFIG", "PENDING_TRANSFER")
+    for state in rare if undocumented else rare[:1]:
         if state not in present and common:
             devices[common.pop(rng.randrange(len(common)))]["assignedState"] = state
+
+
+def _assign_dedicated_platform(devices: list[JsonObject], rng: random.Random) -> None:
+    """About 1 in 200 unlinked devices serve a dedicated platform workspace (documented state
+    ASSIGNED_TO_DEDICATED_PLATFORM, with `dedicatedPlatformWorkspace {id}`); at least one once
+    there are 20 devices. Its own RNG: the rest of the dataset stays as it was."""
+    if len(devices) < 20:
+        return
+    unlinked = [i for i, d in enumerate(devices) if not d["subscription"]]
+    if not unlinked:
+        return
+    workspace = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    for i in rng.sample(unlinked, max(1, len(unlinked) // 200)):
+        devices[i]["assignedState"] = "ASSIGNED_TO_DEDICATED_PLATFORM"
+        devices[i]["application"] = None
+        devices[i]["region"] = None
+        devices[i]["dedicatedPlatformWorkspace"] = {"id": workspace}

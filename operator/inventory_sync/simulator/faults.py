@@ -15,8 +15,8 @@ import json
 import random
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -76,13 +76,40 @@ class FaultRule(BaseModel):
         return kind
 
 
+class Dialect(Protocol):
+    """How an upstream family words an error: GreenLake and New Central share the vendor
+    body and ratelimit-* headers; classic Central and the token endpoints have their own."""
+
+    def error(self, status: int, message: str) -> web.Response: ...
+
+    def rate_limited(self, retry_after: int) -> web.Response: ...
+
+
+class GreenLakeDialect:
+    """The vendor error body; a 429 with exhausted ratelimit-* headers and Retry-After."""
+
+    def error(self, status: int, message: str) -> web.Response:
+        return json_response(error_body(status, message), status=status)
+
+    def rate_limited(self, retry_after: int) -> web.Response:
+        headers = {
+            "Retry-After": str(retry_after),
+            "ratelimit-limit": "1",
+            "ratelimit-remaining": "0",
+            "ratelimit-reset": str(retry_after),
+        }
+        body = error_body(429, "Too many requests", retry_after=retry_after)
+        return json_response(body, status=429, headers=headers)
+
+
 @dataclass
 class Fault:
-    """One firing of a rule on one request."""
+    """One firing of a rule on one request; `dialect` words the errors for its family."""
 
     rule: FaultRule
     request: web.Request
     handler: Handler
+    dialect: Dialect = field(default_factory=GreenLakeDialect)
 
     async def answer(self) -> web.StreamResponse:
         """The response the simulator would have sent without the fault."""
@@ -150,10 +177,15 @@ class FaultPlan:
 
 
 Classifier = Callable[[web.Request], tuple[str | None, str | None]]
+#: The dialect of a request's family (None: GreenLake's).
+DialectFor = Callable[[web.Request, str | None], Dialect | None]
 
 
-def fault_middleware(plan: FaultPlan, classify: Classifier) -> Middleware:
-    """Middleware consulting `plan`; `classify` gives a request's (family, workspace)."""
+def fault_middleware(
+    plan: FaultPlan, classify: Classifier, dialect_for: DialectFor | None = None
+) -> Middleware:
+    """Middleware consulting `plan`; `classify` gives a request's (family, workspace) and
+    `dialect_for` how that family words an injected error."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -163,7 +195,9 @@ def fault_middleware(plan: FaultPlan, classify: Classifier) -> Middleware:
         rule = plan.choose(path=request.path, family=family, workspace=workspace)
         if rule is None:
             return await handler(request)
-        return await FAULT_KINDS[rule.kind](Fault(rule, request, handler))
+        dialect = dialect_for(request, family) if dialect_for is not None else None
+        fault = Fault(rule, request, handler, dialect or GreenLakeDialect())
+        return await FAULT_KINDS[rule.kind](fault)
 
     return middleware
 
@@ -182,23 +216,16 @@ def _rebuilt(original: web.StreamResponse, body: bytes) -> web.StreamResponse:
 
 @fault_kind("status")
 async def _status(fault: Fault) -> web.StreamResponse:
-    """An error status (a 5xx burst) with the vendor body or the rule's own."""
-    body = fault.rule.body or error_body(fault.rule.status, "Injected fault")
-    return json_response(body, status=fault.rule.status)
+    """An error status (a 5xx burst) with the family's error body or the rule's own."""
+    if fault.rule.body is not None:
+        return json_response(fault.rule.body, status=fault.rule.status)
+    return fault.dialect.error(fault.rule.status, "Injected fault")
 
 
 @fault_kind("rate_limit")
 async def _rate_limit(fault: Fault) -> web.StreamResponse:
-    """A 429 with Retry-After and exhausted ratelimit-* headers."""
-    seconds = fault.rule.retry_after_seconds
-    headers = {
-        "Retry-After": str(seconds),
-        "ratelimit-limit": "1",
-        "ratelimit-remaining": "0",
-        "ratelimit-reset": str(seconds),
-    }
-    body = error_body(429, "Too many requests", retry_after=seconds)
-    return json_response(body, status=429, headers=headers)
+    """A 429 with Retry-After, worded as the family words it (headers and body)."""
+    return fault.dialect.rate_limited(fault.rule.retry_after_seconds)
 
 
 @fault_kind("delay")

@@ -2,52 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from aiohttp import web
 
-from inventory_sync.simulator import filtering
 from inventory_sync.simulator.admission import admit, reply
 from inventory_sync.simulator.dataset import GLP_DEVICE_FIELDS, SUBSCRIPTION_FIELDS, JsonObject
-from inventory_sync.simulator.responses import ApiError, bad_query, int_param
+from inventory_sync.simulator.pagesizes import PageLimit
+from inventory_sync.simulator.querying import apply_query
+from inventory_sync.simulator.responses import ApiError, int_param
 
 DEVICES_PATH = "/devices/v1/devices"
 SUBSCRIPTIONS_PATH = "/subscriptions/v1/subscriptions"
 SUBSCRIPTION_PATH = "/subscriptions/v1/subscriptions/{id}"
 
-#: The devices API documents 2000 as both default and maximum page size.
-DEVICES_MAX_LIMIT = 2000
-#: Clients in the wild page subscriptions by 50; the v1 maximum is unconfirmed (accept 2000).
-SUBSCRIPTIONS_DEFAULT_LIMIT = 50
-SUBSCRIPTIONS_MAX_LIMIT = 2000
 
-
-def _query(
-    request: web.Request, items: list[JsonObject], fields: Collection[str]
-) -> list[JsonObject]:
-    """Apply filter, sort and select from the query string (in that order); 400 when one is bad."""
-    try:
-        text = request.query.get("filter")
-        if text is not None:
-            expr = filtering.parse_filter(text, fields=fields)
-            items = [item for item in items if filtering.matches(expr, item)]
-        text = request.query.get("sort")
-        if text is not None:
-            items = filtering.sort_items(items, filtering.parse_sort(text, fields=fields))
-        text = request.query.get("select")
-        if text is not None:
-            names = filtering.parse_select(text, fields=fields)
-            items = [filtering.project(item, names) for item in items]
-    except filtering.FilterError as error:
-        raise bad_query(error.parameter, str(error)) from None
-    return items
-
-
-def _page(
-    request: web.Request, items: list[JsonObject], *, default_limit: int, max_limit: int
-) -> JsonObject:
+def _page(request: web.Request, items: list[JsonObject], bounds: PageLimit) -> JsonObject:
     """The offset envelope {items, count, offset, total}: no next link, clients add `limit`."""
-    limit = int_param(request, "limit", default=default_limit, minimum=1, maximum=max_limit)
+    limit = int_param(request, "limit", default=bounds.default, minimum=1, maximum=bounds.maximum)
     offset = int_param(request, "offset", default=0, minimum=0)
     page = items[offset : offset + limit]
     return {"items": page, "count": len(page), "offset": offset, "total": len(items)}
@@ -56,8 +26,8 @@ def _page(
 async def list_devices(request: web.Request) -> web.Response:
     """GET /devices/v1/devices?limit=&offset=&filter=&sort=&select=."""
     async with admit(request, "glp_devices") as admission:
-        items = _query(request, admission.workspace.glp_devices(), GLP_DEVICE_FIELDS)
-        body = _page(request, items, default_limit=DEVICES_MAX_LIMIT, max_limit=DEVICES_MAX_LIMIT)
+        items = apply_query(request, admission.workspace.glp_devices(), GLP_DEVICE_FIELDS)
+        body = _page(request, items, admission.state.config.page_sizes.glp_devices)
         mutations = admission.state.config.page_mutations
         if mutations:
             # Others change the inventory while this client pages: the next offset is stale.
@@ -68,13 +38,8 @@ async def list_devices(request: web.Request) -> web.Response:
 async def list_subscriptions(request: web.Request) -> web.Response:
     """GET /subscriptions/v1/subscriptions?limit=&offset=&filter=&sort=&select=."""
     async with admit(request, "glp_subscriptions") as admission:
-        items = _query(request, admission.workspace.subscriptions(), SUBSCRIPTION_FIELDS)
-        body = _page(
-            request,
-            items,
-            default_limit=SUBSCRIPTIONS_DEFAULT_LIMIT,
-            max_limit=SUBSCRIPTIONS_MAX_LIMIT,
-        )
+        items = apply_query(request, admission.workspace.subscriptions(), SUBSCRIPTION_FIELDS)
+        body = _page(request, items, admission.state.config.page_sizes.glp_subscriptions)
         return await reply(admission, body, items=body["count"])
 
 

@@ -111,7 +111,13 @@ class Stats:
 class SimulatorState:
     """The whole mutable state behind one simulator; shared by its handlers and by tests."""
 
-    def __init__(self, config: SimulatorConfig, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        *,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.tokens = TokenStore(lifetime=config.token_lifetime_seconds, clock=clock)
@@ -123,7 +129,7 @@ class SimulatorState:
             w.workspace_id: WorkspaceState(w, seed=config.seed) for w in config.workspaces
         }
         #: Classic Central: one account per workspace, its rotating refresh token and quotas.
-        self.classic = ClassicCentral(config, clock=clock)
+        self.classic = ClassicCentral(config, clock=clock, wall_clock=wall_clock)
 
     def workspace(self, workspace_id: str | None = None) -> WorkspaceState:
         """A workspace by id; without one, the first configured (the usual single workspace)."""

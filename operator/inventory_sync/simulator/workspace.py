@@ -79,35 +79,11 @@ class WorkspaceState:
             return next((s for s in self._subscriptions if s["id"] == subscription_id), None)
 
     def central_devices(self, *, onboarded_only: bool = False) -> list[JsonObject]:
-        """Central inventory in id order; `onboarded_only` gives the /devices view."""
+        """Central inventory in paging order (by id, so a new device can land on any page);
+        `onboarded_only` gives the /devices view."""
         with self._lock:
             items = [self._central[i] for i in self._central_order]
         return [d for d in items if d["status"] is not None] if onboarded_only else items
-
-    def central_page(
-        self, *, after: str | None, limit: int, onboarded_only: bool
-    ) -> tuple[list[JsonObject], bool, int]:
-        """Up to `limit` Central items with id > `after`, whether more follow, and the total.
-
-        Keyset paging: the position is an id, not an index, so inserts and deletes elsewhere
-        never shift a walk.
-        """
-        with self._lock:
-            start = 0 if after is None else bisect.bisect_right(self._central_order, after)
-            page: list[JsonObject] = []
-            more = False
-            for device_id in self._central_order[start:]:
-                item = self._central[device_id]
-                if onboarded_only and item["status"] is None:
-                    continue
-                if len(page) == limit:
-                    more = True
-                    break
-                page.append(item)
-            total = sum(
-                1 for d in self._central.values() if not onboarded_only or d["status"] is not None
-            )
-        return page, more, total
 
     def counts(self) -> dict[str, int]:
         """How many items of each kind the workspace holds now."""
@@ -218,6 +194,18 @@ class WorkspaceState:
                 ids.append(item["id"])
         return ids
 
+    def restore_central_devices(self, items: Iterable[JsonObject]) -> list[str]:
+        """Put devices back as they were (a device returning to the workspace keeps its id, and
+        so its place in the paging order); returns their ids."""
+        restored = []
+        with self._lock:
+            for item in items:
+                if item["id"] not in self._central:
+                    bisect.insort(self._central_order, item["id"])
+                self._central[item["id"]] = item
+                restored.append(item["id"])
+        return restored
+
     def delete_central_devices(self, ids: Iterable[str]) -> list[str]:
         """Remove Central devices; returns the ids that existed."""
         with self._lock:
@@ -240,6 +228,20 @@ class WorkspaceState:
                 self._central[device_id] = {**item, "status": status, "lastSeenAt": stamp}
                 touched.append(device_id)
         return touched
+
+    def apply_central_page_mutations(self, count: int) -> tuple[list[str], list[str]]:
+        """`count` seeded Central inserts or deletes, as if devices were claimed or removed
+        while a client paged: page numbers shift like offsets. Returns (added, deleted)."""
+        added: list[str] = []
+        deleted: list[str] = []
+        with self._lock:
+            for _ in range(count):
+                if self._central_order and self._rng.random() < 0.5:
+                    victim = self._rng.choice(self._central_order)
+                    deleted += self.delete_central_devices([victim])
+                else:
+                    added += self.add_central_devices(1)
+        return added, deleted
 
     def pick_central_device_ids(self, count: int) -> list[str]:
         """`count` existing Central ids chosen by the seeded RNG."""

@@ -21,6 +21,16 @@ from inventory_sync.upstream import (
 )
 
 
+@dataclass(frozen=True)
+class PageConcurrency:
+    """How many pages of one walk are fetched at once, per upstream; each request still waits
+    for its rate limiter. 1 makes a walk sequential (what a cursor walk was)."""
+
+    greenlake: int = 4
+    central: int = 4
+    classic: int = 4
+
+
 @dataclass
 class UpstreamSession:
     """One httpx client per upstream host and one token per (token URL, client), reused across
@@ -29,6 +39,7 @@ class UpstreamSession:
     request_timeout: float = 30.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     limiters: RateLimiterRegistry = field(default_factory=RateLimiterRegistry)
+    concurrency: PageConcurrency = field(default_factory=PageConcurrency)
     transport: httpx.AsyncBaseTransport | None = None  # the test seam
     #: Where credentials may go: the in-cluster allow-list (settings.endpoint_policy).
     endpoint_policy: EndpointPolicy = field(default_factory=EndpointPolicy)

@@ -80,6 +80,7 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
             workspace_id=glp.workspace_id,
             policy=session.policy,
             page_size=glp.page_size,
+            max_concurrent_pages=session.concurrency.greenlake,
         )
         resource: Literal["devices", "subscriptions"] = (
             "subscriptions" if source.is_subscriptions else "devices"
@@ -99,12 +100,35 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
         limiters=session.limiters,
         workspace_id=central.workspace_id,
         policy=session.policy,
+        api_version=central.api_version,
         page_size=central.page_size,
+        max_concurrent_pages=session.concurrency.central,
     )
-    # The cursor is keyset-based upstream, so a complete walk is already consistent.
+
+    async def confirm_central(ids: Sequence[str]) -> list[dict[str, Any]]:
+        # Page numbers shift like offsets, and the API has no documented lookup by id: when a
+        # complete walk missed stored rows, a second walk tells whether they still exist.
+        return await _rewalk(central_client.pages(), ids, id_field="id")
+
     return _Walk(
-        CENTRAL_DEVICES, central.workspace_id, central_client.pages(), None, central_client.stats
+        CENTRAL_DEVICES,
+        central.workspace_id,
+        central_client.pages(),
+        confirm_central,
+        central_client.stats,
     )
+
+
+async def _rewalk(
+    pages: AsyncGenerator[Page, None], ids: Sequence[str], *, id_field: str
+) -> list[dict[str, Any]]:
+    """The items among `ids` (by `id_field`) that a fresh walk still lists, as {"id": ...}."""
+    wanted = set(ids)
+    found: list[dict[str, Any]] = []
+    async with aclosing(pages) as walk:
+        async for page in walk:
+            found += [{"id": i[id_field]} for i in page.items if i.get(id_field) in wanted]
+    return found
 
 
 async def _open_classic_walk(ctx: SourceContext, classic: ArubaCentralClassicSource) -> _Walk:
@@ -128,17 +152,13 @@ async def _open_classic_walk(ctx: SourceContext, classic: ArubaCentralClassicSou
         account_id=classic.account_id,
         policy=session.policy,
         page_size=classic.page_size,
+        max_concurrent_pages=session.concurrency.classic,
     )
 
     async def confirm(serials: Sequence[str]) -> list[dict[str, Any]]:
         # The inventory has no lookup by serial: a second walk tells which still exist
         # (only when the first one missed something, so deletions stay cheap and rare).
-        wanted = set(serials)
-        found: list[dict[str, Any]] = []
-        async with aclosing(client.pages()) as pages:
-            async for page in pages:
-                found += [{"id": d["serial"]} for d in page.items if d.get("serial") in wanted]
-        return found
+        return await _rewalk(client.pages(), serials, id_field="serial")
 
     # Rows are keyed by serial (CENTRAL_CLASSIC_DEVICES.id_field): items carry no id.
     return _Walk(CENTRAL_CLASSIC_DEVICES, classic.account_id, client.pages(), confirm, client.stats)

@@ -1,23 +1,36 @@
-"""The HPE Aruba Networking Central (new generation) client: device inventory by cursor."""
+"""The HPE Aruba Networking Central (new generation) client: the device inventory by page number."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Literal
 
 import httpx
 
 from inventory_sync.errors import UpstreamProtocolError
-from inventory_sync.upstream.httpclient import CENTRAL_INVENTORY_PATH
-from inventory_sync.upstream.paging import Page, decode_cursor_page
+from inventory_sync.upstream.paging import NextMarker, Page, decode_central_page, require_whole
 from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
 from inventory_sync.upstream.requesting import Requester
 from inventory_sync.upstream.retrying import RequestStats, RetryPolicy, Sleep, safe_url
 from inventory_sync.upstream.tokens import TokenProvider
+from inventory_sync.upstream.walking import walk_concurrently
 
 log = logging.getLogger(__name__)
+
+ApiVersion = Literal["v1", "v1alpha1"]
+#: The device inventory (onboarded or not) per API version, relative to the cluster's host.
+#: v1 is what pycentral (2.0a15 on) and other public clients call; v1alpha1 came before it.
+CENTRAL_INVENTORY_PATHS: dict[ApiVersion, str] = {
+    "v1": "/network-monitoring/v1/device-inventory",
+    "v1alpha1": "/network-monitoring/v1alpha1/device-inventory",
+}
+#: The largest `limit` known to be accepted (pycentral pages device lists by 1000): fewer,
+#: larger pages cost fewer requests of the workspace's budget.
+MAX_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -29,7 +42,14 @@ class CentralLimits:
 
 
 class CentralClient:
-    """Walks New Central's device inventory one cursor page at a time."""
+    """Walks New Central's device inventory: page 1, then the other pages concurrently.
+
+    `next` is a 1-based page number, so once the first page tells `total` every later page
+    can be asked for at once (up to `max_concurrent_pages`, each paced by the workspace's
+    rate limiter). Like offsets, page numbers shift when devices come and go between pages:
+    the caller must judge the walk (totals, duplicates, missed items) before deleting.
+    A server that answers with an opaque cursor instead is followed one page at a time.
+    """
 
     def __init__(
         self,
@@ -40,18 +60,25 @@ class CentralClient:
         limiters: RateLimiterRegistry,
         workspace_id: str,
         policy: RetryPolicy,
-        page_size: int = 100,
+        api_version: ApiVersion = "v1",
+        page_size: int = MAX_PAGE_SIZE,
+        max_concurrent_pages: int = 4,
         request_timeout: float = 30,
-        path: str = CENTRAL_INVENTORY_PATH,
+        path: str | None = None,
         limits: CentralLimits | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        if max_concurrent_pages < 1:
+            raise ValueError("max_concurrent_pages must be at least 1")
+        path = path or CENTRAL_INVENTORY_PATHS[api_version]
         self._url = base_url.rstrip("/") + "/" + path.lstrip("/")
+        self._describe = f"GET {safe_url(self._url)}"
         self._limiters = limiters
         self._workspace_id = workspace_id
         self._page_size = page_size
+        self._max_concurrent = max_concurrent_pages
         self._limits = limits or CentralLimits()
         self._requester = Requester(
             http, tokens=tokens, policy=policy, request_timeout=request_timeout, sleep=sleep
@@ -72,31 +99,71 @@ class CentralClient:
         )
 
     async def pages(self) -> AsyncGenerator[Page, None]:
-        """Every page, in order, following `next` until the server returns none.
+        """Every page, page 1 first, the others as they arrive (maybe out of order).
 
-        A cursor walk cannot be parallelised: each page names the next. A cursor seen
-        twice would loop forever, so it raises UpstreamProtocolError instead.
+        Close the iterator (`contextlib.aclosing`) if you stop early.
         """
-        describe = f"GET {safe_url(self._url)}"
-        cursor: str | None = None
-        seen: set[str] = set()
-        number = 0
-        while True:
-            params: dict[str, str | int] = {"limit": self._page_size}
-            if cursor is not None:
-                params["next"] = cursor
+        first, marker = await self._fetch(1, number=0, numbered=None)
+        if marker is None:
+            yield first
+            return
+        if marker == 2:
+            size = self._page_size
 
-            def read(response: httpx.Response, number: int = number) -> tuple[Page, str | None]:
-                return decode_cursor_page(response, describe=describe, number=number)
+            async def fetch(offset: int) -> Page:
+                page, _ = await self._fetch(offset // size + 1, number=offset // size)
+                return page
 
-            page, cursor = await self._requester.get(
-                self._url, params=params, limiter=self.limiter, read=read
+            walk = walk_concurrently(
+                fetch,
+                first=first,
+                page_size=size,
+                max_concurrent=self._max_concurrent,
+                name="central",
             )
+            # aclosing: closing this generator must stop the fetchers now, not at collection.
+            async with aclosing(walk) as pages:
+                async for page in pages:
+                    yield page
+            return
+        yield first
+        async with aclosing(self._follow_cursors(marker)) as followed:
+            async for page in followed:
+                yield page
+
+    async def _follow_cursors(self, marker: NextMarker) -> AsyncGenerator[Page, None]:
+        """Tolerated: a server whose `next` is not the following page number is followed one
+        page at a time, passing `next` back verbatim. A marker seen twice would loop
+        forever, so it raises UpstreamProtocolError instead."""
+        seen: set[str] = set()
+        number = 1
+        while marker is not None:
+            key = str(marker)
+            if key in seen:
+                # The marker may be an opaque token: name the page, not the marker.
+                raise UpstreamProtocolError(
+                    f"{self._describe}: page {number} repeats an earlier 'next'"
+                )
+            seen.add(key)
+            page, marker = await self._fetch(marker, number=number, numbered=False)
             yield page
-            if cursor is None:
-                return
-            if cursor in seen:
-                # The cursor itself may be an opaque token: name the page, not the cursor.
-                raise UpstreamProtocolError(f"{describe}: page {number} repeats an earlier cursor")
-            seen.add(cursor)
             number += 1
+
+    async def _fetch(
+        self, marker: int | str, *, number: int, numbered: bool | None = True
+    ) -> tuple[Page, NextMarker]:
+        """One page. `numbered`: True in a page-number walk (the page must be whole, or it is
+        retried), False when following cursors, None for page 1 (its own `next` tells)."""
+        size = self._page_size
+        params: dict[str, str | int] = {"limit": size, "next": marker}
+
+        def read(response: httpx.Response) -> tuple[Page, NextMarker]:
+            page, following = decode_central_page(response, describe=self._describe, number=number)
+            whole = numbered
+            if whole is None:  # page 1: a page-number server, or a single page with a total
+                whole = isinstance(following, int) or (following is None and page.total is not None)
+            if whole:
+                require_whole(page, describe=self._describe, offset=number * size, limit=size)
+            return page, following
+
+        return await self._requester.get(self._url, params=params, limiter=self.limiter, read=read)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
 from inventory_sync.upstream.requesting import Requester
 from inventory_sync.upstream.retrying import RequestStats, RetryPolicy, Sleep, safe_url
 from inventory_sync.upstream.tokens import TokenProvider
+from inventory_sync.upstream.walking import walk_concurrently
 
 log = logging.getLogger(__name__)
 
@@ -98,43 +100,26 @@ class GreenLakeClient:
         """Every page of `resource`, each yielded as soon as it arrives (maybe out of order).
 
         The first page (offset 0) tells `total`; the remaining offsets are then fetched by
-        up to `max_concurrent_pages` fetchers through a bounded queue, so at most about
-        twice that many pages are ever held in memory. If a later page reports a larger
-        total (inserts during the walk), the walk extends to cover it; each page's own
-        `total` is exposed so callers can tell the data moved. When any page fails after
-        its retries the iterator cancels the other fetchers and raises that error.
-        Close the iterator (`contextlib.aclosing`) if you stop early.
+        up to `max_concurrent_pages` fetchers (see `walking.walk_concurrently`). Close the
+        iterator (`contextlib.aclosing`) if you stop early.
         """
         size = self.page_size(resource)
-        first = await self._fetch(resource, offset=0, size=size, filter=filter, sort=sort)
-        walk = _Walk(page_size=size, end=first.total or 0)
-        remaining = walk.remaining_pages()
-        if remaining == 0:
-            yield first
-            return
-        queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=self._max_concurrent)
-        fetchers = [
-            asyncio.create_task(
-                self._fetcher(resource, walk, queue, size=size, filter=filter, sort=sort),
-                name=f"greenlake {resource} page fetcher {index}",
-            )
-            for index in range(min(self._max_concurrent, remaining))
-        ]
-        try:
-            yield first
-            running = len(fetchers)
-            while running:
-                page = await queue.get()
-                if walk.failure is not None:
-                    raise walk.failure
-                if page is None:
-                    running -= 1
-                else:
-                    yield page
-        finally:
-            for fetcher in fetchers:
-                fetcher.cancel()
-            await asyncio.gather(*fetchers, return_exceptions=True)
+
+        async def fetch(offset: int) -> Page:
+            return await self._fetch(resource, offset=offset, size=size, filter=filter, sort=sort)
+
+        first = await fetch(0)
+        walk = walk_concurrently(
+            fetch,
+            first=first,
+            page_size=size,
+            max_concurrent=self._max_concurrent,
+            name=f"greenlake {resource}",
+        )
+        # aclosing: closing this generator must stop the fetchers now, not at garbage collection.
+        async with aclosing(walk) as pages:
+            async for page in pages:
+                yield page
 
     async def fetch_by_ids(
         self, resource: Resource, ids: Sequence[str], *, chunk_size: int = _IDS_PER_FILTER
@@ -164,29 +149,6 @@ class GreenLakeClient:
             await asyncio.gather(*tasks, return_exceptions=True)
         return [item for found in results for item in found]
 
-    async def _fetcher(
-        self,
-        resource: Resource,
-        walk: _Walk,
-        queue: asyncio.Queue[Page | None],
-        *,
-        size: int,
-        filter: str | None,
-        sort: str | None,
-    ) -> None:
-        try:
-            while (offset := walk.next_offset()) is not None:
-                page = await self._fetch(
-                    resource, offset=offset, size=size, filter=filter, sort=sort
-                )
-                walk.saw_total(page.total or 0)
-                await queue.put(page)
-        except asyncio.CancelledError:
-            raise  # the consumer is gone: nobody waits for the sentinel
-        except Exception as exc:  # handed to the consumer, which raises it
-            walk.fail(exc)
-        await queue.put(None)
-
     async def _fetch(
         self, resource: Resource, *, offset: int, size: int, filter: str | None, sort: str | None
     ) -> Page:
@@ -204,35 +166,6 @@ class GreenLakeClient:
         return await self._requester.get(
             url, params=params, limiter=self.limiter(resource), read=read
         )
-
-
-class _Walk:
-    """Hands out the offsets after the first page; stops handing them out after a failure."""
-
-    def __init__(self, *, page_size: int, end: int) -> None:
-        self._page_size = page_size
-        self._next = page_size
-        self._end = end
-        self.failure: Exception | None = None
-
-    def remaining_pages(self) -> int:
-        return max(0, -(-(self._end - self._next) // self._page_size))
-
-    def next_offset(self) -> int | None:
-        if self.failure is not None or self._next >= self._end:
-            return None
-        offset = self._next
-        self._next += self._page_size
-        return offset
-
-    def saw_total(self, total: int) -> None:
-        if total > self._end:
-            log.info("total grew from %d to %d during the walk; extending it", self._end, total)
-            self._end = total
-
-    def fail(self, error: Exception) -> None:
-        if self.failure is None:
-            self.failure = error
 
 
 def id_filter(ids: Sequence[str]) -> str:

@@ -11,8 +11,6 @@ from inventory_sync.endpoints import EndpointPolicy
 GREENLAKE_API_URL = "https://global.api.greenlake.hpe.com"
 #: HPE SSO: client-credentials tokens for GreenLake and new Central alike.
 TOKEN_URL = "https://sso.common.cloud.hpe.com/as/token.oauth2"
-#: New Central's inventory listing, relative to the cluster's API host.
-CENTRAL_INVENTORY_PATH = "/network-monitoring/v1alpha1/device-inventory"
 
 USER_AGENT = f"inventory-sync-operator/{__version__} (+httpx/{httpx.__version__})"
 

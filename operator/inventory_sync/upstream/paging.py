@@ -58,41 +58,62 @@ def _count(body: dict[str, Any], key: str, *, describe: str) -> int | None:
     return value
 
 
-def decode_offset_page(response: httpx.Response, *, describe: str, offset: int, limit: int) -> Page:
-    """A GreenLake `{items, count, offset, total}` page requested at `offset` with `limit`.
+def require_whole(page: Page, *, describe: str, offset: int, limit: int) -> None:
+    """Refuse a page that holds fewer items than min(limit, total - offset) by its own total.
 
-    Besides shape, the page must be whole: it holds min(limit, total - offset) items by its
-    own `total`. A short page in the middle of a walk is a partial answer (a proxy cut it,
-    the server timed out a shard) that would silently drop devices, so it is refused and
-    retried rather than trusted.
+    A short page in the middle of a walk is a partial answer (a proxy cut it, the server
+    timed out a shard) that would silently drop items, so it is refused and retried rather
+    than trusted. Each page is judged by its own `total`: when the data moved between pages,
+    every page is still whole, and the walk's deletion check sees the totals differ.
     """
+    if page.total is None:
+        raise UpstreamProtocolError(f"{describe}: envelope has no 'total'")
+    expected = max(0, min(limit, page.total - offset))
+    if len(page.items) != expected:
+        raise UpstreamProtocolError(
+            f"{describe}: page at offset {offset} holds {len(page.items)} items, "
+            f"expected {expected} (limit {limit}, total {page.total})"
+        )
+
+
+def decode_offset_page(response: httpx.Response, *, describe: str, offset: int, limit: int) -> Page:
+    """A GreenLake `{items, count, offset, total}` page requested at `offset` with `limit`;
+    it must be whole (see `require_whole`)."""
     body, items = _envelope(decode_json(response, describe=describe), describe=describe)
     total = _count(body, "total", describe=describe)
-    if total is None:
-        raise UpstreamProtocolError(f"{describe}: envelope has no 'total'")
     echoed = body.get("offset")
     if echoed is not None and echoed != offset:
         raise UpstreamProtocolError(f"{describe}: asked for offset {offset}, got {echoed!r}")
-    expected = max(0, min(limit, total - offset))
-    if len(items) != expected:
-        raise UpstreamProtocolError(
-            f"{describe}: page at offset {offset} holds {len(items)} items, "
-            f"expected {expected} (limit {limit}, total {total})"
-        )
-    return Page(items=items, total=total, number=offset // limit)
+    page = Page(items=items, total=total, number=offset // limit)
+    require_whole(page, describe=describe, offset=offset, limit=limit)
+    return page
 
 
-def decode_cursor_page(
+#: What a New Central page says comes next: a page number (v1: 1-based integers), an opaque
+#: cursor (tolerated: older deployments and proxies have sent strings), or None at the end.
+NextMarker = int | str | None
+
+
+def decode_central_page(
     response: httpx.Response, *, describe: str, number: int
-) -> tuple[Page, str | None]:
-    """A New Central `{items, total, count, next}` page and its next cursor (None at the end)."""
+) -> tuple[Page, NextMarker]:
+    """A New Central `{items, total, count, next}` page (`number` is its 0-based index) and
+    its `next`: an int when it is a page number (a JSON integer or a string of digits), the
+    string itself when it is an opaque cursor, None (or "") at the end."""
     body, items = _envelope(decode_json(response, describe=describe), describe=describe)
     total = _count(body, "total", describe=describe)
-    cursor = body.get("next")
-    if cursor is not None and not isinstance(cursor, str | int):
-        raise UpstreamProtocolError(f"{describe}: 'next' cursor is {type(cursor).__name__}")
-    next_cursor = None if cursor is None or cursor == "" else str(cursor)
-    return Page(items=items, total=total, number=number), next_cursor
+    marker = body.get("next")
+    if marker is not None and (isinstance(marker, bool) or not isinstance(marker, str | int)):
+        raise UpstreamProtocolError(f"{describe}: 'next' is {type(marker).__name__}")
+    page = Page(items=items, total=total, number=number)
+    if marker is None or marker == "":
+        return page, None
+    if isinstance(marker, int) or marker.isdigit():
+        value = int(marker)
+        if value < 1:
+            raise UpstreamProtocolError(f"{describe}: 'next' page number {value} is below 1")
+        return page, value
+    return page, marker
 
 
 def chunked(values: list[str], size: int) -> list[list[str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from inventory_sync.simulator.classic_account import (
@@ -10,6 +12,7 @@ from inventory_sync.simulator.classic_account import (
     ClassicTokenRefused,
     generate_classic_devices,
 )
+from inventory_sync.simulator.classic_quota import UNLIMITED
 from inventory_sync.simulator.config import (
     ClassicAccountConfig,
     DatasetSize,
@@ -138,7 +141,32 @@ def test_the_per_day_window_refuses_once_spent() -> None:
 
     assert [q.allowed for q in quotas] == [True, True, True, False]
     assert quotas[-1].exhausted == "day"
-    assert quotas[-1].headers == {"X-RateLimit-Limit-day": "3", "X-RateLimit-Remaining-day": "0"}
+    # Every answer carries all four headers; an unset limit reports a number no walk reaches.
+    assert quotas[-1].headers == {
+        "X-RateLimit-Limit-day": "3",
+        "X-RateLimit-Remaining-day": "0",
+        "X-RateLimit-Limit-second": str(UNLIMITED),
+        "X-RateLimit-Remaining-second": str(UNLIMITED),
+    }
+
+
+def test_the_daily_quota_resets_at_utc_midnight_not_24_hours_later() -> None:
+    clock = FakeClock()
+    evening = datetime(2026, 3, 1, 23, 59, 0, tzinfo=UTC).timestamp()
+    wall = FakeClock()
+    wall.now = evening
+    central = ClassicCentral(
+        SimulatorConfig(rate_limits=RateLimitConfig(classic_per_second=None, classic_per_day=2)),
+        clock=clock,
+        wall_clock=wall,
+    )
+    spent = [central.hit("demo-classic-customer") for _ in range(3)]
+    assert [q.allowed for q in spent] == [True, True, False]
+    assert spent[-1].retry_after == 60  # until 00:00 UTC, not a day after the first call
+    wall.now += 60
+    fresh = central.hit("demo-classic-customer")
+    assert fresh.allowed
+    assert fresh.headers["X-RateLimit-Remaining-day"] == "1"
 
 
 def test_classic_accounts_must_be_distinct_across_workspaces() -> None:

@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 
+from inventory_sync.simulator import cli_options
 from inventory_sync.simulator.cli import add_cli_arguments, config_from_args, main_from_args
 
 
@@ -41,3 +42,63 @@ def test_out_of_range_values_exit_with_2_and_a_message(capsys: pytest.CaptureFix
 def test_negative_scale_is_refused_by_the_parser() -> None:
     with pytest.raises(SystemExit):
         parse("--scale", "-1")
+
+
+def test_a_latency_profile_is_calibrated_from_the_command_line() -> None:
+    config = config_from_args(
+        parse(
+            "--latency-scale", "0",
+            "--latency", "central=0.05,0.0004",
+            "--latency", "glp_devices=0.3",
+            "--page-size", "central=100,500",
+            "--page-size", "glp_subscriptions=50",
+            "--rate-limit", "central=120",
+            "--rate-limit", "classic_per_day=none",
+            "--central-page-mutations", "2",
+        )
+    )  # fmt: skip
+    assert config.latency.central.seconds(100) == pytest.approx(0.05 + 100 * 0.0004)
+    assert config.latency.glp_devices.seconds(2000) == pytest.approx(0.3)
+    assert config.latency.glp_subscriptions.seconds(50) == 0  # still scaled to 0
+    assert (config.page_sizes.central.default, config.page_sizes.central.maximum) == (100, 500)
+    assert config.page_sizes.glp_subscriptions.maximum == 50
+    assert config.rate_limits.central == 120
+    assert config.rate_limits.classic_per_day is None
+    assert config.central_page_mutations == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(("--latency", "teleport=1"), id="unknown latency family"),
+        pytest.param(("--latency", "central=-1"), id="negative latency"),
+        pytest.param(("--page-size", "central=0"), id="page size 0"),
+        pytest.param(("--page-size", "central=1.5"), id="fractional page size"),
+        pytest.param(("--rate-limit", "central=0"), id="rate limit 0"),
+        pytest.param(("--rate-limit", "classic_central=5"), id="classic has two budgets"),
+        pytest.param(("--profile", "paranoid"), id="unknown profile"),
+    ],
+)
+def test_malformed_calibration_options_are_refused_by_the_parser(argv: tuple[str, ...]) -> None:
+    with pytest.raises(SystemExit):
+        parse(*argv)
+
+
+def test_a_default_page_size_above_its_maximum_exits_with_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main_from_args(parse("--page-size", "central=2000,1000")) == 2
+    assert "page size" in capsys.readouterr().err
+
+
+def test_the_seed_profile_and_tls_options() -> None:
+    args = parse("--profile", "seed", "--tls", "--tls-name", "localhost", "--tls-name", "::1")
+    dataset = config_from_args(args).workspaces[0].dataset
+    assert (dataset.unknown_subscription_links, dataset.undocumented_values) == (0, False)
+    assert dataset.linked_devices == 9099  # the seed's volumes, every link resolvable
+    tls = cli_options.tls_from_args(args)
+    assert tls is not None
+    assert tls.hostnames == ("localhost", "::1")
+    assert cli_options.tls_from_args(parse()) is None
+    default = config_from_args(parse()).workspaces[0].dataset
+    assert (default.unknown_subscription_links, default.undocumented_values) == (12, True)

@@ -47,6 +47,8 @@ class FakeUpstream:
     devices: list[dict[str, Any]] = field(default_factory=list)
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     central: list[dict[str, Any]] = field(default_factory=list)
+    #: New Central's `next`: page numbers (as v1 sends them) or opaque cursors (tolerated).
+    central_next: str = "page"
     token_lifetime: float = 7200
     latency: Callable[[httpx.Request], float] = lambda _request: 0.0
     #: Called after each API page is built (e.g. to insert devices mid-walk).
@@ -125,8 +127,11 @@ class FakeUpstream:
             response = self._offset_page(self.devices, params)
         elif request.url.path == "/subscriptions/v1/subscriptions":
             response = self._offset_page(self.subscriptions, params)
-        elif request.url.path == "/network-monitoring/v1alpha1/device-inventory":
-            response = self._cursor_page(params)
+        elif request.url.path in (
+            "/network-monitoring/v1/device-inventory",
+            "/network-monitoring/v1alpha1/device-inventory",
+        ):
+            response = self._central_page(params)
         else:
             response = httpx.Response(404, json={"message": "no such path"})
         if self.after_page is not None:
@@ -163,17 +168,19 @@ class FakeUpstream:
         body = {"items": page, "count": len(page), "offset": offset, "total": len(selected)}
         return httpx.Response(200, json=body)
 
-    def _cursor_page(self, params: httpx.QueryParams) -> httpx.Response:
+    def _central_page(self, params: httpx.QueryParams) -> httpx.Response:
         limit = int(params.get("limit", "100"))
-        start = int(params.get("next", "0"))
+        marker = params.get("next", "1")
+        if self.central_next == "page":
+            start = (int(marker) - 1) * limit
+        else:  # an opaque cursor: "c" + the offset, and page 1 without one
+            start = 0 if marker == "1" else int(marker.removeprefix("c"))
         page = self.central[start : start + limit]
-        following = start + limit if start + limit < len(self.central) else None
-        body = {
-            "items": page,
-            "total": len(self.central),
-            "count": len(page),
-            "next": None if following is None else str(following),
-        }
+        more = start + limit < len(self.central)
+        following: int | str | None = None
+        if more:
+            following = start // limit + 2 if self.central_next == "page" else f"c{start + limit}"
+        body = {"items": page, "total": len(self.central), "count": len(page), "next": following}
         return httpx.Response(200, json=body)
 
 

@@ -12,7 +12,7 @@ from inventory_sync.upstream import (
     USER_AGENT,
     Page,
     build_http_client,
-    decode_cursor_page,
+    decode_central_page,
     decode_offset_page,
     id_filter,
     safe_url,
@@ -65,17 +65,39 @@ def test_untrustworthy_offset_pages_are_refused(body: Any, reason: str) -> None:
     assert str(caught.value).startswith(DESCRIBE)
 
 
-def test_cursor_page_and_its_next_cursor() -> None:
-    body = {"items": rows(2), "total": 5, "count": 2, "next": "abc"}
-    page, cursor = decode_cursor_page(response(body), describe=DESCRIBE, number=3)
+@pytest.mark.parametrize(
+    ("marker", "expected"),
+    [
+        pytest.param(4, 4, id="a JSON integer is a page number"),
+        pytest.param("4", 4, id="a string of digits is a page number"),
+        pytest.param("eyJhZnRlciI6IjQyIn0", "eyJhZnRlciI6IjQyIn0", id="anything else: a cursor"),
+    ],
+)
+def test_central_page_and_what_its_next_says(marker: Any, expected: int | str) -> None:
+    body = {"items": rows(2), "total": 5, "count": 2, "next": marker}
+    page, following = decode_central_page(response(body), describe=DESCRIBE, number=3)
     assert page == Page(items=rows(2), total=5, number=3)
-    assert cursor == "abc"
+    assert following == expected
 
 
 @pytest.mark.parametrize("last", [{}, {"next": None}, {"next": ""}])
-def test_absent_null_or_empty_next_ends_the_cursor_walk(last: dict[str, Any]) -> None:
-    _, cursor = decode_cursor_page(response({"items": [], **last}), describe=DESCRIBE, number=0)
-    assert cursor is None
+def test_absent_null_or_empty_next_ends_the_central_walk(last: dict[str, Any]) -> None:
+    _, following = decode_central_page(response({"items": [], **last}), describe=DESCRIBE, number=0)
+    assert following is None
+
+
+@pytest.mark.parametrize(
+    ("marker", "reason"),
+    [
+        pytest.param(0, "below 1", id="page 0"),
+        pytest.param(True, "'next' is bool", id="a boolean"),
+        pytest.param({"page": 2}, "'next' is dict", id="an object"),
+    ],
+)
+def test_a_next_that_is_neither_page_nor_cursor_is_refused(marker: Any, reason: str) -> None:
+    body = {"items": [], "total": 0, "next": marker}
+    with pytest.raises(UpstreamProtocolError, match=reason):
+        decode_central_page(response(body), describe=DESCRIBE, number=0)
 
 
 def test_id_filter_quotes_ids_and_doubles_embedded_quotes() -> None:
