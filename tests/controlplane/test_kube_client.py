@@ -95,7 +95,7 @@ async def test_discover_maps_kinds_to_plurals(
     assert "list" in wiring["Switch"].verbs
     core = await admin.discover("", "v1")
     assert (core["ConfigMap"].plural, core["Namespace"].namespaced) == ("configmaps", False)
-    assert await admin.discover("agent.githedgehog.com", "v1beta1") == {}
+    assert await admin.discover("nothing.example.com", "v1beta1") == {}
 
 
 async def test_read_secret_decodes_data(
