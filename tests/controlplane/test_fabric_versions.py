@@ -186,3 +186,58 @@ async def test_misspelt_kinds_are_a_spec_error_naming_the_field(
         "Swtich": (SourceState.FAILED, "UnknownKind"),
         "Agent": (SourceState.FAILED, "UnknownKind"),
     }
+
+
+async def test_every_opt_in_operational_kind_resolves_to_its_served_version_and_syncs(
+    hedgehog_crds: ClusterInfo, test_namespace: str, admin: KubeClient, pool: asyncpg.Pool
+) -> None:
+    from inventory_sync.models import OPERATIONAL_FABRIC_KINDS
+
+    from .hedgehog import DHCP, FABRICATOR, GATEWAY, GWINT, condition
+
+    ns = test_namespace
+    lease = {
+        "aa:bb:cc:dd:ee:01": {
+            "ip": "10.0.1.10",
+            "expiry": "2025-03-01T12:00:00Z",
+            "hostname": "server-1",
+        }
+    }
+    dhcp_spec = {
+        "subnet": "vpc-1/default", "cidrBlock": "10.0.1.0/24", "gateway": "10.0.1.1", "startIP": "10.0.1.10",
+        "endIP": "10.0.1.99", "vrf": "VrfVvpc-1", "circuitID": "Vlan1001", "pxeURL": "", "defaultURL": "",
+        "dnsServers": [], "timeServers": [], "interfaceMTU": 9036, "leaseTimeSeconds": 3600,
+    }  # fmt: skip
+    objects = [
+        (WIRING, "v1beta1", "switchprofiles", obj(WIRING, "SwitchProfile", "vs", ns, {"displayName": "Virtual Switch"})),
+        (WIRING, "v1beta1", "serverprofiles", obj(WIRING, "ServerProfile", "srv", ns, {"nics": []})),
+        (AGENT, "v1beta1", "catalogs", obj(AGENT, "Catalog", "leaf-1", ns, {"vpcVNIs": {"vpc-1": 100}})),
+        (DHCP, "v1beta1", "dhcpsubnets", obj(DHCP, "DHCPSubnet", "vpc-1--default", ns, dhcp_spec)),
+        (GATEWAY, "v1alpha1", "gateways", obj(GATEWAY, "Gateway", "gw-1", ns, {"protocolIP": "172.30.8.9/32"}, version="v1alpha1")),
+        (GATEWAY, "v1alpha1", "gatewaygroups", obj(GATEWAY, "GatewayGroup", "default", ns, {}, version="v1alpha1")),
+        (GATEWAY, "v1alpha1", "gatewaypeerings", obj(GATEWAY, "GatewayPeering", "vpc-1--vpc-2", ns, {"gatewayGroup": "default"}, version="v1alpha1")),
+        (GATEWAY, "v1alpha1", "vpcinfos", obj(GATEWAY, "VPCInfo", "vpc-1", ns, {"vni": 100}, version="v1alpha1")),
+        (GWINT, "v1alpha1", "gatewayagents", obj(GWINT, "GatewayAgent", "gw-1", ns, {"agentVersion": "v0.1.0"}, version="v1alpha1")),
+        (FABRICATOR, "v1beta1", "controlnodes", obj(FABRICATOR, "ControlNode", "control-1", ns, {"management": {"ip": "172.30.0.5/21"}})),
+        (FABRICATOR, "v1beta1", "fabnodes", obj(FABRICATOR, "FabNode", "node-1", ns, {"roles": ["gateway"]})),
+        (FABRICATOR, "v1beta1", "fabricators", obj(FABRICATOR, "Fabricator", "default", ns, {})),
+    ]  # fmt: skip
+    for group, version, plural, body in objects:
+        await admin.create(f"/apis/{group}/{version}/namespaces/{ns}/{plural}", body)
+    await admin.patch_status(group=DHCP, version="v1beta1", plural="dhcpsubnets", namespace=ns,
+                             name="vpc-1--default", patch={"status": {"allocated": lease}})  # fmt: skip
+    await admin.patch_status(group=FABRICATOR, version="v1beta1", plural="fabricators", namespace=ns,
+                             name="default", patch={"status": {"conditions": [condition("Ready")]}})  # fmt: skip
+    kinds = [k.model_dump(by_alias=True, exclude_none=True) for k in OPERATIONAL_FABRIC_KINDS]
+
+    result = await sync(ns, kinds, admin, pool)
+
+    assert result.state is RunState.SUCCEEDED, result.message
+    listed = {o.name: (o.api_version, o.inserted) for o in result.sources if o.name != "Agent"}
+    expected = {body["kind"]: (body["apiVersion"], 1) for *_, body in objects}
+    assert listed == expected
+    leases = await pool.fetchval(
+        "SELECT status->'allocated' FROM fabric_objects WHERE kind = 'DHCPSubnet' AND namespace = $1",
+        ns,
+    )
+    assert __import__("json").loads(leases) == lease
