@@ -82,7 +82,7 @@ def uninstall(info: ClusterInfo, crds: Iterable[Document]) -> None:
     """Delete CRDs (and with them every object of theirs) and wait until they are gone."""
     documents = list(crds)
     names = [f"customresourcedefinition/{d['metadata']['name']}" for d in documents]
-    info.kubectl_run("delete", "--wait=true", "--timeout=60s", *names)
+    info.kubectl_run("delete", "--wait=true", "--timeout=120s", *names)
     for crd in documents:
         spec = crd["spec"]
         for version in spec["versions"]:
