@@ -107,6 +107,11 @@ async def test_dropping_a_kind_retires_exactly_that_kinds_rows_of_that_fabric(
     # Listing the kind again brings its rows back to life.
     await sync(a, KINDS, admin, pool)
     assert (await states(pool, a))["fabric-a"] == everything("live")
+    reasons = await pool.fetchval(
+        "SELECT count(*) FROM fabric_objects WHERE fabric_uid = $1 AND deleted_reason IS NOT NULL",
+        a.uid,
+    )
+    assert reasons == 0  # a row that comes back loses its reason
 
 
 async def test_removing_a_crd_retires_that_kinds_rows_when_the_fabric_next_syncs(

@@ -237,9 +237,13 @@ async def test_deleted_objects_are_soft_deleted_and_changes_updated(
     )
     third = await sync(spec, fabric, admin, pool)
 
-    assert third.source("Switch").inserted == 1  # a new uid: a new row
-    revived = await rows(pool, "fabric_uid = $1 AND name = 'leaf-0'", fabric.uid)
-    assert revived["Switch/leaf-0"]["deleted_reason"] is None
+    assert third.source("Switch").inserted == 1  # a new uid: a new row, the old one stays retired
+    both = await pool.fetch(
+        "SELECT deleted_reason FROM fabric_objects WHERE fabric_uid = $1 AND name = 'leaf-0'"
+        " ORDER BY first_seen",
+        fabric.uid,
+    )
+    assert [r["deleted_reason"] for r in both] == ["deleted", None]
 
 
 async def test_namespaces_restrict_the_listing(
