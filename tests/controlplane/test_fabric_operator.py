@@ -79,9 +79,12 @@ async def test_a_fabric_serving_nothing_readable_is_not_ready_and_says_why(
         path(namespace, "fabrics"), fabric("empty", namespaces=[namespace], kinds=kinds)
     )
 
-    body = await eventually(
-        lambda: ready(admin, namespace, "empty", status="False", plural="fabrics"), what="not Ready"
-    )
+    async def failed() -> dict[str, Any] | None:
+        # Ready=False first says Progressing (the first run is in flight): wait for its end.
+        body = await ready(admin, namespace, "empty", status="False", plural="fabrics")
+        return body if (condition(body, "Ready") or {}).get("reason") == "SyncFailed" else None
+
+    body = await eventually(failed, what="Ready=False after the run")
 
     found = condition(body, "Ready")
     assert found is not None
