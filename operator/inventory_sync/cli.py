@@ -99,9 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_log_format(run, default=argparse.SUPPRESS)  # also after `run`, as the chart passes it
 
     trig = commands.add_parser(
-        "trigger", help="request a run now: syncschedule/NAME or fabric/NAME"
+        "trigger", help="request a run now: syncschedules/NAME or fabrics/NAME"
     )
-    trig.add_argument("target", help="KIND/NAME, e.g. syncschedule/inventory or fabric/fab-a")
+    trig.add_argument(
+        "target",
+        help="KIND/NAME, e.g. syncschedules/inventory, fabrics/fabric-a or "
+        "fabrics.inventorysync.dev/fabric-a (always this operator's resources)",
+    )
     trig.add_argument(
         "-n", "--namespace", help="default: the kubeconfig context's namespace, else default"
     )

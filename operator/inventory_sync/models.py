@@ -303,29 +303,59 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-class KindRef(_Model):
-    """A Kubernetes kind listed in a fabric, e.g. wiring.githedgehog.com/v1beta1 Switch."""
+#: A Kubernetes API version (v1, v1beta1, v1alpha2); also the CRD's pattern.
+API_VERSION_PATTERN = r"^v[0-9]+((alpha|beta)[0-9]+)?$"
+#: An API group: empty (the core group) or a DNS subdomain; also the CRD's pattern.
+API_GROUP_PATTERN = r"^$|^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 
-    group: Key
-    version: Name = "v1beta1"
+
+class KindRef(_Model):
+    """A Kubernetes kind listed in a fabric, e.g. wiring.githedgehog.com Switch.
+
+    Without `version` the fabric's discovery decides: the group's preferred version when it
+    serves the kind, else any version that does (Hedgehog served v1alpha2 before v0.52).
+    """
+
+    group: str = Field(pattern=API_GROUP_PATTERN, max_length=253)
+    version: str | None = Field(default=None, pattern=API_VERSION_PATTERN, max_length=63)
     kind: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=63)
-    plural: Name | None = None
+    plural: str | None = Field(default=None, pattern=DNS_LABEL, max_length=63)
+
+    @property
+    def label(self) -> str:
+        """`group/Kind`: the kind's name in results and metrics, the same at every version."""
+        return f"{self.group}/{self.kind}" if self.group else self.kind
 
 
 def _hedgehog(group: str, *kinds: str) -> list[KindRef]:
     return [KindRef(group=group, kind=k) for k in kinds]
 
 
-# The 12 kinds the seeds' NetBox plugin syncs (UPSTREAM_APIS.md).
+WIRING_GROUP = "wiring.githedgehog.com"
+VPC_GROUP = "vpc.githedgehog.com"
+
+# The 12 kinds the seeds' NetBox plugin syncs (UPSTREAM_APIS.md): the intended wiring and
+# VPCs. Their status is empty in real Hedgehog; operational state is in OPERATIONAL_FABRIC_KINDS.
 DEFAULT_FABRIC_KINDS: tuple[KindRef, ...] = (
     *_hedgehog(
-        "vpc.githedgehog.com",
+        VPC_GROUP,
         "VPC", "VPCAttachment", "VPCPeering", "IPv4Namespace",
         "External", "ExternalAttachment", "ExternalPeering",
     ),
-    *_hedgehog(
-        "wiring.githedgehog.com", "Connection", "Server", "Switch", "SwitchGroup", "VLANNamespace"
-    ),
+    *_hedgehog(WIRING_GROUP, "Connection", "Server", "Switch", "SwitchGroup", "VLANNamespace"),
+)  # fmt: skip
+
+# Opt-in kinds with the fabric's operational state (docs/fabrics.md): switch models and ports
+# (SwitchProfile), agent heartbeat, software, interfaces, BGP/BFD (Agent status), VNI/VLAN
+# allocations (Catalog), DHCP leases (DHCPSubnet), the gateway, and the installer's view.
+# Each needs RBAC on its group (Helm: rbac.hedgehog.operational / rbac.hedgehog.fabricator).
+OPERATIONAL_FABRIC_KINDS: tuple[KindRef, ...] = (
+    *_hedgehog(WIRING_GROUP, "SwitchProfile", "ServerProfile"),
+    *_hedgehog("agent.githedgehog.com", "Agent", "Catalog"),
+    *_hedgehog("dhcp.githedgehog.com", "DHCPSubnet"),
+    *_hedgehog("gateway.githedgehog.com", "Gateway", "GatewayGroup", "GatewayPeering", "VPCInfo"),
+    *_hedgehog("gwint.githedgehog.com", "GatewayAgent"),
+    *_hedgehog("fabricator.githedgehog.com", "Fabricator", "ControlNode", "FabNode"),
 )  # fmt: skip
 
 
@@ -340,8 +370,13 @@ class FabricSpec(_Scheduled):
     kubeconfig_secret_ref: KubeconfigSecretRef | None = None
     #: A context of the kubeconfig in that Secret; None → its current-context.
     context: str | None = Field(default=None, min_length=1, max_length=253, pattern=CONTEXT_NAME)
-    namespaces: list[Name] = Field(default_factory=list, max_length=256)
-    kinds: list[KindRef] = Field(default_factory=lambda: list(DEFAULT_FABRIC_KINDS), max_length=64)
+    #: Namespace names, so a value can never walk the URL tree (`..`, `a/b`) or be empty.
+    namespaces: list[Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]] = Field(
+        default_factory=list, max_length=256
+    )
+    kinds: list[KindRef] = Field(
+        default_factory=lambda: list(DEFAULT_FABRIC_KINDS), min_length=1, max_length=64
+    )
     page_size: int = Field(default=500, ge=1, le=5000, strict=True)
 
     @model_validator(mode="after")

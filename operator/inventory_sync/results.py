@@ -45,7 +45,12 @@ class SourceOutcome(_Out):
     unresolved_links: int = 0
     #: Why nothing was soft-deleted although the walk finished (e.g. "items shifted between pages").
     deletion_skipped: str | None = None
+    #: A machine-readable cause next to `message` (a fabric kind: NotInstalled,
+    #: VersionNotServed, UnknownKind, Forbidden, Expired).
+    reason: str | None = None
     message: str | None = None
+    #: A fabric kind: the group/version it was listed at (resolved through discovery).
+    api_version: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     seconds: float = 0.0

@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     max_concurrent_runs: int = Field(
         default=4, ge=1, le=64, description="Runs executing at once across all resources."
     )
+    fabric_retirement_seconds: float = Field(
+        default=300,
+        ge=1,
+        le=86400,
+        description=(
+            "How often stored fabric rows are reconciled against the live Fabrics (also at start"
+            " and when a Fabric is deleted): rows of deleted Fabrics and dropped kinds are retired."
+        ),
+    )
     metrics_port: int = Field(
         default=9090, ge=0, le=65535, description="Prometheus /metrics port; 0 disables."
     )

@@ -29,7 +29,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,19 +227,9 @@ def test_namespace(request: pytest.FixtureRequest, control_plane: ClusterInfo) -
 
 @pytest.fixture(scope="session")
 def hedgehog_crds(control_plane: ClusterInfo) -> ClusterInfo:
-    """The test stand-ins for Hedgehog's CRDs, applied once and visible in discovery."""
-    apply_and_wait_established(control_plane, Path(__file__).parent / "hedgehog_crds")
-    deadline = time.monotonic() + 30
-    for group, kind in (
-        ("wiring.githedgehog.com", "VLANNamespace"),
-        ("vpc.githedgehog.com", "ExternalPeering"),
-    ):
-        while True:  # Established can precede the discovery document by a moment
-            status, body = control_plane.request(
-                "GET", f"/apis/{group}/v1beta1", token=control_plane.admin_token
-            )
-            if status == 200 and any(r["kind"] == kind for r in body["resources"]):
-                break
-            assert time.monotonic() < deadline, f"{group} never appeared in discovery"
-            time.sleep(0.2)
+    """Definitions shaped like Hedgehog's real CRDs (hedgehog_crds/README.md), applied once
+    and visible in discovery: the wiring, vpc, agent, dhcp, gateway and fabricator groups."""
+    from .hedgehog import install, load_crds
+
+    install(control_plane, load_crds().values())
     return control_plane

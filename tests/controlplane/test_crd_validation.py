@@ -156,7 +156,14 @@ EXAMPLES = {
             suspend=True,
             kubeconfigSecretRef={"name": "fabric-a", "key": "value"},
             namespaces=["default", "n" * 63],
-            kinds=[{"group": "wiring.githedgehog.com", "kind": "Switch", "plural": "switches"}],
+            kinds=[
+                {
+                    "group": "wiring.githedgehog.com",
+                    "kind": "Switch",
+                    "plural": "switches",
+                    "version": "v1alpha2",
+                },
+            ],
             pageSize=5000,
         ),
     ),
@@ -303,6 +310,31 @@ EXAMPLES = {
         fabric(namespaces=["n" * 64]),
         "spec.namespaces[0]: Too long: may not be more than 63 bytes",
         model="spec.namespaces[0]: String should have at most 63 characters",
+    ),
+    "fabric namespace that walks the URL tree": invalid(
+        "Fabric",
+        fabric(namespaces=["../etc"]),
+        'spec.namespaces[0]: Invalid value: "../etc"',
+        "should match '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'",
+        model="spec.namespaces[0]: String should match pattern",
+    ),
+    "fabric namespace empty": invalid(
+        "Fabric",
+        fabric(namespaces=["default", ""]),
+        'spec.namespaces[1]: Invalid value: ""',
+        model="spec.namespaces[1]: String should match pattern",
+    ),
+    "fabric with no kinds": invalid(
+        "Fabric",
+        fabric(kinds=[]),
+        "spec.kinds: Invalid value: 0: spec.kinds in body should have at least 1 items",
+        model="spec.kinds: List should have at least 1 item",
+    ),
+    "fabric kind version that is no API version": invalid(
+        "Fabric",
+        fabric(kinds=[{"group": "wiring.githedgehog.com", "kind": "Switch", "version": "beta1"}]),
+        'spec.kinds[0].version: Invalid value: "beta1"',
+        model="spec.kinds[0].version: String should match pattern",
     ),
     "fabric pageSize 0": invalid(
         "Fabric",

@@ -1,4 +1,4 @@
-"""Fabric sync against a real kube-apiserver and PostgreSQL: Hedgehog objects listed page by page into fabric_objects."""
+"""Fabric sync against a real kube-apiserver and PostgreSQL: Hedgehog-shaped objects listed page by page into fabric_objects."""
 
 from __future__ import annotations
 
@@ -22,32 +22,15 @@ from inventory_sync.models import DEFAULT_FABRIC_KINDS, FabricSpec, parse_fabric
 from inventory_sync.results import RunResult, RunState, SourceState
 from inventory_sync.store import inspection
 from inventory_sync.store.runs import ResourceIdentity
-from inventory_sync.syncing.fabric import NOT_INSTALLED, fabric_connection, run_fabric_sync
+from inventory_sync.syncing.fabric import fabric_connection, run_fabric_sync
 
 from .harness import can_i, service_account_connection
+from .hedgehog import SMALL_FABRIC_COUNTS, VPC, WIRING, obj, small_fabric, switch
 
 pytestmark = pytest.mark.controlplane
 
-HEDGEHOG_CRDS = Path(__file__).parent / "hedgehog_crds"
-WIRING = "wiring.githedgehog.com"
-VPC = "vpc.githedgehog.com"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-
-# What `hedgehog_objects` creates per kind: 5 switches over 3 pages of 2 exercises `continue`.
-COUNTS = {
-    "Switch": 5,
-    "Server": 3,
-    "Connection": 4,
-    "SwitchGroup": 1,
-    "VLANNamespace": 1,
-    "VPC": 2,
-    "VPCAttachment": 2,
-    "VPCPeering": 1,
-    "IPv4Namespace": 1,
-    "External": 1,
-    "ExternalAttachment": 1,
-    "ExternalPeering": 1,
-}
+COUNTS = SMALL_FABRIC_COUNTS
 GROUPS = {ref.kind: ref.group for ref in DEFAULT_FABRIC_KINDS}
 
 
@@ -65,39 +48,11 @@ def fabric(test_namespace: str) -> ResourceIdentity:
     )
 
 
-def hedgehog_object(kind: str, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUPS[kind]}/v1beta1",
-        "kind": kind,
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"fabric.githedgehog.com/rack": "rack-1", "kind": kind.lower()},
-        },
-        "spec": spec or {"description": f"{kind} {name}"},
-    }
-
-
 def apply(info: ClusterInfo, objects: list[dict[str, Any]]) -> None:
     # Client-side apply: each object gets the last-applied annotation the sync must drop.
+    # kubectl validates strictly against the schema: an unknown field is an error.
     manifest = {"apiVersion": "v1", "kind": "List", "items": objects}
     info.kubectl_run("apply", "-f", "-", stdin=json.dumps(manifest))
-
-
-def hedgehog_objects(namespace: str) -> list[dict[str, Any]]:
-    objects = [
-        hedgehog_object(kind, namespace, f"{kind.lower()}-{n}")
-        for kind, count in COUNTS.items()
-        for n in range(count)
-        if kind != "Switch"
-    ]
-    objects += [
-        hedgehog_object(
-            "Switch", namespace, f"leaf-{n}", role="server-leaf", asn=65100 + n, ports=[1, 2]
-        )
-        for n in range(COUNTS["Switch"])
-    ]
-    return objects
 
 
 def spec_for(namespaces: list[str], **fields: Any) -> FabricSpec:
@@ -107,7 +62,9 @@ def spec_for(namespaces: list[str], **fields: Any) -> FabricSpec:
 async def sync(
     spec: FabricSpec, fabric: ResourceIdentity, client: KubeClient, pool: asyncpg.Pool
 ) -> RunResult:
-    return await run_fabric_sync(spec, fabric=fabric, client=client, pool=pool, trigger="test")
+    return await run_fabric_sync(
+        spec, fabric=fabric, client=client, pool=pool, trigger="test", owner=None
+    )
 
 
 async def rows(pool: asyncpg.Pool, where: str = "true", *args: Any) -> dict[str, asyncpg.Record]:
@@ -122,7 +79,7 @@ async def test_first_sync_stores_every_object_with_its_columns(
     admin: KubeClient,
     pool: asyncpg.Pool,
 ) -> None:
-    apply(hedgehog_crds, hedgehog_objects(test_namespace))
+    apply(hedgehog_crds, small_fabric(test_namespace))
 
     result = await sync(spec_for([test_namespace]), fabric, admin, pool)
 
@@ -132,9 +89,15 @@ async def test_first_sync_stores_every_object_with_its_columns(
     for kind, count in COUNTS.items():
         outcome = outcomes[kind]
         assert outcome.state is SourceState.SUCCEEDED
-        assert outcome.kind == f"{GROUPS[kind]}/v1beta1"
+        assert (outcome.kind, outcome.api_version) == (
+            f"{GROUPS[kind]}/{kind}",
+            f"{GROUPS[kind]}/v1beta1",
+        )
         assert (outcome.fetched, outcome.inserted, outcome.deleted) == (count, count, 0), kind
         assert outcome.deletion_skipped is None
+        # pageSize 2: one request per page, an empty last page never sent.
+        assert outcome.requests == max(1, -(-count // 2)), kind
+        assert outcome.status_codes == {"200": outcome.requests}
     stored = await rows(pool, "fabric_uid = $1", fabric.uid)
     assert len(stored) == sum(COUNTS.values())
     leaf = stored["Switch/leaf-3"]
@@ -149,14 +112,15 @@ async def test_first_sync_stores_every_object_with_its_columns(
         "fabric-a",
     )
     assert leaf["scope"] == f"{fabric.uid}/{WIRING}/Switch"
-    assert json.loads(leaf["labels"]) == {
-        "fabric.githedgehog.com/rack": "rack-1",
-        "kind": "switch",
-    }
-    assert json.loads(leaf["spec"]) == {"role": "server-leaf", "asn": 65103, "ports": [1, 2]}
+    assert json.loads(leaf["labels"]) == {"fabric.githedgehog.com/rack": "rack-1"}
+    assert json.loads(leaf["spec"]) == {
+        "role": "server-leaf", "description": "leaf 3", "profile": "vs", "groups": [],
+        "vlanNamespaces": ["default"], "asn": 65103, "ip": "172.30.0.11/21",
+        "vtepIP": "172.30.12.3/32", "protocolIP": "172.30.8.3/32", "boot": {"serial": "SN-LEAF-3"},
+    }  # fmt: skip
     assert leaf["status"] is None
     assert leaf["resource_version"]
-    assert leaf["deleted_at"] is None
+    assert (leaf["deleted_at"], leaf["deleted_reason"]) == (None, None)
     data = json.loads(leaf["data"])
     assert data["id"] == leaf["id"] == data["metadata"]["uid"]
     assert data["resourceVersion"] == leaf["resource_version"]
@@ -164,7 +128,26 @@ async def test_first_sync_stores_every_object_with_its_columns(
     assert "managedFields" not in data["metadata"]
     assert "resourceVersion" not in data["metadata"]
     assert LAST_APPLIED not in data["metadata"].get("annotations", {})
-    assert stored["VPCPeering/vpcpeering-0"]["api_group"] == VPC
+    assert stored["VPCPeering/vpc-0--vpc-1"]["api_group"] == VPC
+
+
+async def test_the_real_schemas_refuse_what_the_old_stand_ins_accepted(
+    hedgehog_crds: ClusterInfo, test_namespace: str
+) -> None:
+    """The objects the tests used before (ports on a Switch, a description on nine kinds
+    without one) are refused like the real CRDs refuse them, not silently stored."""
+    refused = [
+        switch("leaf-x", test_namespace, ports=[1, 2]),
+        obj(WIRING, "SwitchGroup", "sg-x", test_namespace, {"description": "x"}),
+        obj(VPC, "VPC", "vpc-x", test_namespace, {"description": "x"}),
+        obj(WIRING, "Switch", "leaf-y", test_namespace, {"description": "no role"}),
+    ]
+    for body in refused:
+        result = hedgehog_crds.kubectl_run(
+            "create", "--validate=strict", "-f", "-", stdin=json.dumps(body), check=False
+        )
+        assert result.returncode != 0, body
+        assert "unknown field" in result.stderr or "Required value" in result.stderr, result.stderr
 
 
 async def test_a_second_sync_without_changes_writes_no_rows(
@@ -174,7 +157,7 @@ async def test_a_second_sync_without_changes_writes_no_rows(
     admin: KubeClient,
     pool: asyncpg.Pool,
 ) -> None:
-    objects = hedgehog_objects(test_namespace)
+    objects = small_fabric(test_namespace)
     apply(hedgehog_crds, objects)
     spec = spec_for([test_namespace])
     await sync(spec, fabric, admin, pool)
@@ -208,7 +191,7 @@ async def test_deleted_objects_are_soft_deleted_and_changes_updated(
     admin: KubeClient,
     pool: asyncpg.Pool,
 ) -> None:
-    apply(hedgehog_crds, hedgehog_objects(test_namespace))
+    apply(hedgehog_crds, small_fabric(test_namespace))
     spec = spec_for([test_namespace])
     first = await sync(spec, fabric, admin, pool)
     ns = ["-n", test_namespace]
@@ -216,26 +199,28 @@ async def test_deleted_objects_are_soft_deleted_and_changes_updated(
     hedgehog_crds.kubectl_run(
         "patch", f"switches.{WIRING}", "leaf-1", *ns, "--type=merge", "-p", '{"spec":{"asn":1}}'
     )
-    await admin.patch_status(
-        group=VPC,
-        version="v1beta1",
-        plural="vpcs",
-        namespace=test_namespace,
-        name="vpc-0",
-        patch={"status": {"applied": {"gen": 1}}},
-    )
+    hedgehog_crds.kubectl_run(
+        "patch", f"vpcs.{VPC}", "vpc-0", *ns, "--type=merge",
+        "-p", '{"spec":{"subnets":{"default":{"vlan":1100}}}}',
+    )  # fmt: skip
 
     second = await sync(spec, fabric, admin, pool)
 
-    switch, vpc = second.source("Switch"), second.source("VPC")
-    assert (switch.fetched, switch.updated, switch.deleted, switch.unchanged) == (4, 1, 1, 3)
-    assert (vpc.updated, vpc.unchanged) == (1, 1)
+    switches, vpcs = second.source("Switch"), second.source("VPC")
+    assert (switches.fetched, switches.updated, switches.deleted, switches.unchanged) == (
+        4,
+        1,
+        1,
+        3,
+    )
+    assert (vpcs.updated, vpcs.unchanged) == (1, 1)
     stored = await rows(pool, "fabric_uid = $1", fabric.uid)
     assert stored["Switch/leaf-0"]["deleted_at"] == second.started_at
+    assert stored["Switch/leaf-0"]["deleted_reason"] == "deleted"
     assert json.loads(stored["Switch/leaf-1"]["spec"])["asn"] == 1
     assert stored["Switch/leaf-1"]["changed_at"] == second.started_at
     assert stored["Switch/leaf-2"]["changed_at"] == first.started_at
-    assert json.loads(stored["VPC/vpc-0"]["status"]) == {"applied": {"gen": 1}}
+    assert json.loads(stored["VPC/vpc-0"]["spec"])["subnets"]["default"]["vlan"] == 1100
     current = {
         r["name"]: r
         for r in await pool.fetch(
@@ -246,35 +231,19 @@ async def test_deleted_objects_are_soft_deleted_and_changes_updated(
     assert sorted(current) == ["leaf-1", "leaf-2", "leaf-3", "leaf-4"]
     assert {r["last_seen"] for r in current.values()} == {second.started_at}
 
-
-async def test_a_kind_without_its_crd_is_skipped_and_the_run_succeeds(
-    hedgehog_crds: ClusterInfo,
-    test_namespace: str,
-    fabric: ResourceIdentity,
-    admin: KubeClient,
-    pool: asyncpg.Pool,
-) -> None:
-    apply(hedgehog_crds, [hedgehog_object("Switch", test_namespace, "leaf-0")])
-    spec = spec_for(
-        [test_namespace],
-        kinds=[
-            {"group": WIRING, "kind": "Switch"},
-            {"group": "agent.githedgehog.com", "kind": "Agent"},  # group not served
-            {"group": WIRING, "kind": "SwitchProfile"},  # group served, kind not
-        ],
+    apply(
+        hedgehog_crds,
+        [o for o in small_fabric(test_namespace) if o["metadata"]["name"] == "leaf-0"],
     )
+    third = await sync(spec, fabric, admin, pool)
 
-    result = await sync(spec, fabric, admin, pool)
-
-    assert result.state is RunState.SUCCEEDED
-    assert result.message is None
-    states = {o.name: (o.state, o.message) for o in result.sources}
-    assert states == {
-        "Switch": (SourceState.SUCCEEDED, None),
-        "Agent": (SourceState.SKIPPED, NOT_INSTALLED),
-        "SwitchProfile": (SourceState.SKIPPED, NOT_INSTALLED),
-    }
-    assert result.source("Agent").kind == "agent.githedgehog.com/v1beta1"
+    assert third.source("Switch").inserted == 1  # a new uid: a new row, the old one stays retired
+    both = await pool.fetch(
+        "SELECT deleted_reason FROM fabric_objects WHERE fabric_uid = $1 AND name = 'leaf-0'"
+        " ORDER BY first_seen",
+        fabric.uid,
+    )
+    assert [r["deleted_reason"] for r in both] == ["deleted", None]
 
 
 async def test_namespaces_restrict_the_listing(
@@ -288,8 +257,8 @@ async def test_namespaces_restrict_the_listing(
     hedgehog_crds.kubectl_run("create", "namespace", other)
     apply(
         hedgehog_crds,
-        [hedgehog_object("Switch", test_namespace, f"a-{n}") for n in range(3)]
-        + [hedgehog_object("Switch", other, f"b-{n}") for n in range(2)],
+        [switch(f"a-{n}", test_namespace) for n in range(3)]
+        + [switch(f"b-{n}", other) for n in range(2)],
     )
     kinds = [{"group": WIRING, "kind": "Switch"}]
 
@@ -309,14 +278,16 @@ async def test_namespaces_restrict_the_listing(
 
 
 class ExpiringContinue(httpx.AsyncBaseTransport):
-    """The real API server, except that every continued list of `plural` answers 410 Gone,
-    as it does once etcd compacted the snapshot a continue token points into."""
+    """The real API server, except that continued lists of `plural` answer 410 Gone (as once
+    etcd compacted the snapshot a continue token points into): the first `times` of them."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, plural: str) -> None:
-        self.inner, self.plural = inner, plural
+    def __init__(self, inner: httpx.AsyncBaseTransport, plural: str, *, times: int) -> None:
+        self.inner, self.plural, self.left = inner, plural, times
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if "continue" in request.url.params and request.url.path.endswith(f"/{self.plural}"):
+        continued = "continue" in request.url.params
+        if continued and request.url.path.endswith(f"/{self.plural}") and self.left > 0:
+            self.left -= 1
             status = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410}
             return httpx.Response(410, json=status)
         return await self.inner.handle_async_request(request)
@@ -325,30 +296,61 @@ class ExpiringContinue(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-async def test_an_expired_continue_token_fails_the_kind_and_deletes_nothing(
+async def sync_expiring(
+    spec: FabricSpec, fabric: ResourceIdentity, admin: KubeClient, pool: asyncpg.Pool, times: int
+) -> RunResult:
+    connection = admin.connection
+    inner = httpx.AsyncHTTPTransport(verify=connection.ssl_context())
+    async with KubeClient(
+        connection, transport=ExpiringContinue(inner, "switches", times=times)
+    ) as client:
+        return await sync(spec, fabric, client, pool)
+
+
+async def test_an_expired_continue_token_restarts_the_kinds_list_once(
     hedgehog_crds: ClusterInfo,
     test_namespace: str,
     fabric: ResourceIdentity,
     admin: KubeClient,
     pool: asyncpg.Pool,
 ) -> None:
-    apply(hedgehog_crds, hedgehog_objects(test_namespace))
+    apply(hedgehog_crds, small_fabric(test_namespace))
     spec = spec_for([test_namespace])
     await sync(spec, fabric, admin, pool)
     hedgehog_crds.kubectl_run("delete", f"switches.{WIRING}", "leaf-4", "-n", test_namespace)
-    connection = admin.connection
-    transport = ExpiringContinue(
-        httpx.AsyncHTTPTransport(verify=connection.ssl_context()), "switches"
-    )
 
-    async with KubeClient(connection, transport=transport) as expiring:
-        result = await sync(spec, fabric, expiring, pool)
+    result = await sync_expiring(spec, fabric, admin, pool, times=1)
+
+    assert result.state is RunState.SUCCEEDED, result.message
+    switches = result.source("Switch")
+    assert switches.state is SourceState.SUCCEEDED
+    assert (switches.fetched, switches.unchanged, switches.deleted) == (4, 4, 1)
+    assert switches.message == "listed twice: the first list expired between pages (410 Gone)"
+    # 2 pages of 2 after a first page and a 410: the restart is counted per kind.
+    assert switches.status_codes == {"200": 3, "410": 1}
+    stored = await rows(pool, "fabric_uid = $1 AND kind = 'Switch'", fabric.uid)
+    assert stored["Switch/leaf-4"]["deleted_reason"] == "deleted"
+
+
+async def test_a_second_expired_token_fails_the_kind_and_deletes_nothing(
+    hedgehog_crds: ClusterInfo,
+    test_namespace: str,
+    fabric: ResourceIdentity,
+    admin: KubeClient,
+    pool: asyncpg.Pool,
+) -> None:
+    apply(hedgehog_crds, small_fabric(test_namespace))
+    spec = spec_for([test_namespace])
+    await sync(spec, fabric, admin, pool)
+    hedgehog_crds.kubectl_run("delete", f"switches.{WIRING}", "leaf-4", "-n", test_namespace)
+
+    result = await sync_expiring(spec, fabric, admin, pool, times=2)
 
     assert result.state is RunState.FAILED
-    switch = result.source("Switch")
-    assert switch.state is SourceState.FAILED
-    assert "410" in (switch.message or "")
-    assert switch.deleted == 0
+    switches = result.source("Switch")
+    assert (switches.state, switches.reason) == (SourceState.FAILED, "Expired")
+    assert "410" in (switches.message or "")
+    assert switches.deleted == 0
     assert result.message is not None
     assert result.message.startswith("Switch: ")
     assert all(o.state is SourceState.SUCCEEDED for o in result.sources if o.name != "Switch")
@@ -362,7 +364,7 @@ async def test_the_operator_identity_needs_list_rights_where_it_lists(
     fabric: ResourceIdentity,
     pool: asyncpg.Pool,
 ) -> None:
-    apply(hedgehog_crds, [hedgehog_object("Switch", test_namespace, "leaf-0")])
+    apply(hedgehog_crds, [switch("leaf-0", test_namespace)])
     # An identity of its own: the shared operator identity may hold the repo's cluster-wide
     # RBAC already (other tests in the session apply manifests/rbac.yaml).
     ns, sa = test_namespace, "fabric-reader"
@@ -409,12 +411,20 @@ async def test_the_operator_identity_needs_list_rights_where_it_lists(
     assert granted.state is RunState.SUCCEEDED, granted.message
     assert granted.source("Switch").inserted == 1
     assert everywhere.state is RunState.FAILED
+    assert (everywhere.source("Switch").state, everywhere.source("Switch").reason) == (
+        SourceState.FAILED,
+        "Forbidden",
+    )
     assert everywhere.source("Switch").message == (
         f"forbidden: cannot list switches at cluster scope (API group {WIRING})"
     )
     assert everywhere.source("VPC").message == (
         f"forbidden: cannot list vpcs at cluster scope (API group {VPC})"
     )
+    # Forbidden is not "not installed": the rows the identity could read before stay live.
+    assert (await rows(pool, "fabric_uid = $1 AND deleted_at IS NULL", fabric.uid)).keys() == {
+        "Switch/leaf-0"
+    }
 
 
 def kubeconfig_secrets(info: ClusterInfo, namespace: str) -> list[dict[str, Any]]:
@@ -442,7 +452,7 @@ async def test_a_fabric_reached_through_a_kubeconfig_secret(
     admin: KubeClient,
     pool: asyncpg.Pool,
 ) -> None:
-    apply(hedgehog_crds, [hedgehog_object("Switch", test_namespace, "leaf-0")])
+    apply(hedgehog_crds, [switch("leaf-0", test_namespace)])
     apply(hedgehog_crds, kubeconfig_secrets(hedgehog_crds, test_namespace))
     kinds = [{"group": WIRING, "kind": "Switch"}]
     spec = spec_for([test_namespace], kinds=kinds, kubeconfigSecretRef={"name": "fabric-a"})

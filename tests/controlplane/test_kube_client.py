@@ -22,6 +22,7 @@ from inventory_sync.kube import MAX_EVENT_MESSAGE, KubeClient, KubeConnection, r
 pytestmark = pytest.mark.controlplane
 
 WIRING = "wiring.githedgehog.com"
+AGENT = "agent.githedgehog.com"
 
 
 def apply(info: ClusterInfo, *objects: dict[str, Any]) -> None:
@@ -95,7 +96,7 @@ async def test_discover_maps_kinds_to_plurals(
     assert "list" in wiring["Switch"].verbs
     core = await admin.discover("", "v1")
     assert (core["ConfigMap"].plural, core["Namespace"].namespaced) == ("configmaps", False)
-    assert await admin.discover("agent.githedgehog.com", "v1beta1") == {}
+    assert await admin.discover("nothing.example.com", "v1beta1") == {}
 
 
 async def test_read_secret_decodes_data(
@@ -121,22 +122,30 @@ async def test_read_secret_decodes_data(
 async def test_patch_status_writes_only_the_status(
     hedgehog_crds: ClusterInfo, test_namespace: str, admin: KubeClient
 ) -> None:
-    apply(hedgehog_crds, switch(test_namespace, "leaf-1"))
+    # An Agent: unlike the wiring kinds, its status schema has fields (Switch's would be pruned).
+    agent = {
+        "apiVersion": f"{AGENT}/v1beta1",
+        "kind": "Agent",
+        "metadata": {"name": "leaf-1", "namespace": test_namespace},
+        "spec": {"role": "server-leaf"},
+    }
+    apply(hedgehog_crds, agent)
+    status = {"version": "v0.87.0", "lastAppliedGen": 1, "conditions": []}
 
     stored = await admin.patch_status(
-        group=WIRING,
+        group=AGENT,
         version="v1beta1",
-        plural="switches",
+        plural="agents",
         namespace=test_namespace,
         name="leaf-1",
         # The status subresource ignores spec: GitOps tools own it, we never touch it.
-        patch={"status": {"applied": {"gen": 1}}, "spec": {"role": "hijacked"}},
+        patch={"status": status, "spec": {"role": "spine"}},
     )
 
-    assert stored["status"] == {"applied": {"gen": 1}}
-    again = await admin.get(resource_path(WIRING, "v1beta1", "switches", test_namespace, "leaf-1"))
+    assert stored["status"] == status
+    again = await admin.get(resource_path(AGENT, "v1beta1", "agents", test_namespace, "leaf-1"))
     assert again is not None
-    assert again["status"] == {"applied": {"gen": 1}}
+    assert again["status"] == status
     assert again["spec"]["role"] == "server-leaf"
 
 

@@ -353,8 +353,9 @@ async def test_an_unreachable_fabric_is_one_message_for_the_run(
                 spec,
                 fabric=identity,
                 client=client,
-                pool=None,
-                trigger="test",  # type: ignore[arg-type]
+                pool=None,  # type: ignore[arg-type]
+                trigger="test",
+                owner=None,
             )
         assert result.message is not None
         assert result.message.startswith("cannot reach the fabric: ")

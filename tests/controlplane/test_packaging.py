@@ -168,6 +168,77 @@ def test_namespaced_mode_grants_roles_only_where_listed(helm: str) -> None:
     assert {"name": "INVENTORY_SYNC_WATCH_NAMESPACES", "value": "team-a,team-b"} in env
 
 
+OPERATIONAL = ["agent.githedgehog.com", "dhcp.githedgehog.com", "gateway.githedgehog.com",
+               "gwint.githedgehog.com"]  # fmt: skip
+
+
+def _hedgehog_groups(rules: list[dict[str, Any]]) -> set[str]:
+    return {g for rule in rules for g in rule["apiGroups"] if g.endswith(".githedgehog.com")}
+
+
+@pytest.mark.parametrize(
+    ("values", "groups"),
+    [
+        pytest.param([], {"wiring.githedgehog.com", "vpc.githedgehog.com"}, id="default: wiring and vpc"),
+        pytest.param(["rbac.hedgehog.operational=true"],
+                     {"wiring.githedgehog.com", "vpc.githedgehog.com", *OPERATIONAL}, id="operational"),
+        pytest.param(["rbac.hedgehog.fabricator=true"],
+                     {"wiring.githedgehog.com", "vpc.githedgehog.com", "fabricator.githedgehog.com"},
+                     id="fabricator"),
+        pytest.param(["rbac.hedgehog.enabled=false", "rbac.hedgehog.operational=true"], set(OPERATIONAL),
+                     id="operational alone"),
+        pytest.param(["rbac.hedgehog.enabled=false"], set(), id="none"),
+    ],
+)  # fmt: skip
+def test_values_grant_list_on_the_opt_in_hedgehog_groups(
+    helm: str, values: list[str], groups: set[str]
+) -> None:
+    sets = [arg for value in values for arg in ("--set", value)]
+    rules = kinds(render(helm, *sets), "ClusterRole")[0]["rules"]
+
+    assert _hedgehog_groups(rules) == groups
+    for rule in rules:
+        if _hedgehog_groups([rule]):
+            assert (rule["resources"], rule["verbs"]) == (["*"], ["get", "list"])
+
+
+def test_namespaced_mode_grants_the_opt_in_groups_in_the_hedgehog_namespaces(helm: str) -> None:
+    documents = render(
+        helm, "--set", "watchNamespaces={team-a}", "--set", "rbac.hedgehog.namespaces={default,fab}",
+        "--set", "rbac.hedgehog.operational=true", "--set", "rbac.hedgehog.fabricator=true",
+    )  # fmt: skip
+    roles = {
+        r["metadata"]["namespace"]: _hedgehog_groups(r["rules"]) for r in kinds(documents, "Role")
+    }
+    everything = {
+        "wiring.githedgehog.com",
+        "vpc.githedgehog.com",
+        "fabricator.githedgehog.com",
+        *OPERATIONAL,
+    }
+    assert roles == {"team-a": set(), "default": everything, "fab": everything}
+
+
+def test_the_kustomize_example_grants_what_the_chart_value_grants(
+    prepared_cluster: Any, helm: str
+) -> None:
+    built = prepared_cluster.kubectl_run(
+        "kustomize", str(REPO / "examples" / "kustomize" / "hedgehog-operational")
+    )
+    documents = [d for d in yaml.safe_load_all(built.stdout) if d]
+    rules = kinds(documents, "ClusterRole")[0]["rules"]
+    chart = kinds(render(helm, "--set", "rbac.hedgehog.operational=true"), "ClusterRole")[0][
+        "rules"
+    ]
+
+    assert rules == chart
+    applied = prepared_cluster.kubectl_run(
+        "apply", "--dry-run=server", "-k", str(REPO / "examples" / "kustomize" / "hedgehog-operational"),
+        check=False,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+
+
 def test_secrets_are_only_ever_read_by_name(helm: str) -> None:
     for values in VALUES_FILES:
         for document in render(helm, "-f", str(values), "--set", "replicaCount=2"):

@@ -232,3 +232,34 @@ def test_fabric_rejects_a_kind_listed_twice() -> None:
     kinds = [{"group": "wiring.githedgehog.com", "kind": "Switch"}] * 2
     with pytest.raises(SpecError, match=r"kinds must be unique: wiring\.githedgehog\.com/Switch"):
         parse_fabric_spec({"interval": "5m", "kinds": kinds})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param({"namespaces": ["../etc"]}, "spec.namespaces[0]: String should match pattern", id="a path is no namespace"),
+        pytest.param({"namespaces": ["default", ""]}, "spec.namespaces[1]: String should match pattern", id="an empty namespace"),
+        pytest.param({"namespaces": ["Default"]}, "spec.namespaces[0]: String should match pattern", id="an upper-case namespace"),
+        pytest.param({"kinds": []}, "spec.kinds: List should have at least 1 item", id="no kinds"),
+        pytest.param({"kinds": [{"group": "wiring.githedgehog.com", "kind": "Switch", "version": "beta"}]},
+                     "spec.kinds[0].version: String should match pattern", id="a version that is no API version"),
+        pytest.param({"kinds": [{"group": "../wiring", "kind": "Switch"}]},
+                     "spec.kinds[0].group: String should match pattern", id="a group that is no DNS name"),
+        pytest.param({"kinds": [{"group": "wiring.githedgehog.com", "kind": "Switch", "plural": "a/b"}]},
+                     "spec.kinds[0].plural: String should match pattern", id="a plural that walks the URL"),
+    ],
+)  # fmt: skip
+def test_fabric_rejects_bad_namespaces_and_kinds_naming_the_field(
+    fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_fabric_spec({"interval": "5m", **fields})
+    assert message in str(caught.value)
+
+
+def test_a_fabric_kind_without_a_version_leaves_it_to_discovery() -> None:
+    spec = parse_fabric_spec(
+        {"interval": "5m", "kinds": [{"group": "agent.githedgehog.com", "kind": "Agent"}]}
+    )
+    assert spec.kinds[0].version is None
+    assert spec.kinds[0].label == "agent.githedgehog.com/Agent"

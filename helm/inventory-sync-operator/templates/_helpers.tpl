@@ -62,7 +62,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The namespaces whose Role may read Hedgehog objects (namespaced mode only), as JSON. */}}
 {{- define "inventory-sync.hedgehogNamespaces" -}}
-{{- if .Values.rbac.hedgehog.enabled }}
+{{- if include "inventory-sync.hedgehogGranted" . }}
 {{- default .Values.watchNamespaces .Values.rbac.hedgehog.namespaces | uniq | toJson }}
 {{- else }}
 {{- list | toJson }}
@@ -107,9 +107,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: [create, patch]
 {{- end }}
 
+{{/* Non-empty when any Hedgehog group is granted. */}}
+{{- define "inventory-sync.hedgehogGranted" -}}
+{{- $h := .Values.rbac.hedgehog }}
+{{- if or $h.enabled $h.operational $h.fabricator }}true{{ end }}
+{{- end }}
+
 {{- define "inventory-sync.hedgehogRules" -}}
+{{- $h := .Values.rbac.hedgehog }}
+{{- if $h.enabled }}
 # A Fabric without a kubeconfig Secret is this cluster: read its Hedgehog resources.
 - apiGroups: [wiring.githedgehog.com, vpc.githedgehog.com]
   resources: ["*"]
   verbs: [get, list]
+{{- end }}
+{{- if $h.operational }}
+# Opt-in operational kinds: Agent status and Catalog, DHCPSubnet leases, the gateway kinds.
+- apiGroups: [agent.githedgehog.com, dhcp.githedgehog.com, gateway.githedgehog.com, gwint.githedgehog.com]
+  resources: ["*"]
+  verbs: [get, list]
+{{- end }}
+{{- if $h.fabricator }}
+# Opt-in installer kinds (Fabricator, ControlNode, FabNode; namespace fab); credentials in
+# their specs are redacted before anything is stored.
+- apiGroups: [fabricator.githedgehog.com]
+  resources: ["*"]
+  verbs: [get, list]
+{{- end }}
 {{- end }}

@@ -4,9 +4,11 @@ from inventory_sync.kube.client import (
     MAX_EVENT_MESSAGE,
     MERGE_PATCH,
     USER_AGENT,
+    APIGroup,
     APIResource,
     KubeClient,
     ListPage,
+    RequestStats,
 )
 from inventory_sync.kube.connection import SERVICE_ACCOUNT_DIR, Impersonation, KubeConnection
 from inventory_sync.kube.credentials import Credential
@@ -18,6 +20,7 @@ __all__ = [
     "MERGE_PATCH",
     "SERVICE_ACCOUNT_DIR",
     "USER_AGENT",
+    "APIGroup",
     "APIResource",
     "Credential",
     "ExecConfig",
@@ -25,6 +28,7 @@ __all__ = [
     "KubeClient",
     "KubeConnection",
     "ListPage",
+    "RequestStats",
     "describe_path",
     "group_version_path",
     "resource_path",

@@ -14,7 +14,7 @@ import json
 import re
 import ssl
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, NoReturn
@@ -65,6 +65,28 @@ class ListPage:
     continue_token: str | None
 
 
+@dataclass
+class RequestStats:
+    """What the calls that shared this object cost: requests sent (retries included) and the
+    answers by HTTP status ("timeout"/"connection" for transport failures)."""
+
+    requests: int = 0
+    retries: int = 0
+    status_codes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, code: str) -> None:
+        self.status_codes[code] = self.status_codes.get(code, 0) + 1
+
+
+@dataclass(frozen=True)
+class APIGroup:
+    """A served API group as discovery describes it: its versions, preferred first."""
+
+    name: str
+    versions: tuple[str, ...]
+    preferred: str | None
+
+
 @dataclass(frozen=True)
 class APIResource:
     """A resource type served in one group/version, as discovery describes it."""
@@ -73,6 +95,8 @@ class APIResource:
     kind: str
     namespaced: bool
     verbs: tuple[str, ...] = ()
+    singular: str = ""
+    short_names: tuple[str, ...] = ()
 
 
 class KubeClient:
@@ -155,7 +179,12 @@ class KubeClient:
         return _json_object(response, "GET", path)
 
     async def list_pages(
-        self, path: str, *, limit: int, label_selector: str | None = None
+        self,
+        path: str,
+        *,
+        limit: int,
+        label_selector: str | None = None,
+        stats: RequestStats | None = None,
     ) -> AsyncGenerator[ListPage, None]:
         """A collection page by page, following `continue` from one consistent snapshot.
 
@@ -171,7 +200,8 @@ class KubeClient:
                 params["labelSelector"] = label_selector
             if token:
                 params["continue"] = token
-            body = _json_object(await self._request("GET", path, params=params), "GET", path)
+            response = await self._request("GET", path, params=params, stats=stats)
+            body = _json_object(response, "GET", path)
             items = body.get("items")
             if items is None:
                 items = []  # an empty list serialises items as null
@@ -300,10 +330,35 @@ class KubeClient:
         status = review.get("status") or {}
         return bool(status.get("allowed")), str(status.get("reason") or "")
 
-    async def discover(self, group: str, version: str) -> dict[str, APIResource]:
+    async def api_groups(self, *, stats: RequestStats | None = None) -> dict[str, APIGroup]:
+        """Every group the API server serves (the core group as ""), from /api and /apis."""
+        groups: dict[str, APIGroup] = {}
+        core = _json_object(await self._request("GET", "/api", stats=stats), "GET", "/api")
+        core_versions = tuple(str(v) for v in core.get("versions") or [])
+        if core_versions:
+            groups[""] = APIGroup("", core_versions, core_versions[0])
+        body = _json_object(await self._request("GET", "/apis", stats=stats), "GET", "/apis")
+        for entry in body.get("groups") or []:
+            name = entry.get("name")
+            versions = tuple(
+                str(v["version"])
+                for v in entry.get("versions") or []
+                if isinstance(v, dict) and v.get("version")
+            )
+            if not isinstance(name, str) or not versions:
+                continue
+            preferred = (entry.get("preferredVersion") or {}).get("version")
+            groups[name] = APIGroup(name, versions, preferred if preferred in versions else None)
+        return groups
+
+    async def discover(
+        self, group: str, version: str, *, stats: RequestStats | None = None
+    ) -> dict[str, APIResource]:
         """Kind → resource for one group/version; {} when the API server does not serve it."""
-        body = await self.get(group_version_path(group, version))
-        if body is None:
+        path = group_version_path(group, version)
+        try:
+            body = _json_object(await self._request("GET", path, stats=stats), "GET", path)
+        except KubeNotFound:
             return {}
         found: dict[str, APIResource] = {}
         for entry in body.get("resources") or []:
@@ -317,6 +372,8 @@ class KubeClient:
                     kind=kind,
                     namespaced=bool(entry.get("namespaced")),
                     verbs=tuple(entry.get("verbs") or ()),
+                    singular=str(entry.get("singularName") or ""),
+                    short_names=tuple(str(n) for n in entry.get("shortNames") or ()),
                 ),
             )
         return found
@@ -331,11 +388,13 @@ class KubeClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         content_type: str | None = None,
+        stats: RequestStats | None = None,
     ) -> httpx.Response:
         """Send, retrying GETs on transient failures; return a 2xx response or raise.
 
         A 401 renews the credential once (a rotated token file, an exec plugin's revoked
-        token) and resends, for any verb: a 401 means the server did nothing."""
+        token) and resends, for any verb: a 401 means the server did nothing.
+        `stats`, when given, counts every attempt and its answer."""
         attempts = 1 + (self._get_retries if method == "GET" else 0)
         content = None if body is None else json.dumps(body).encode()
         credential = await self.connection.credentials.current()
@@ -348,15 +407,25 @@ class KubeClient:
             headers = [("Content-Type", content_type)] if content_type else []
             headers += self.connection.headers(credential)
             delay = self._retry_delay * 2 ** (attempt - 1)
+            if stats is not None:
+                stats.requests += 1
+                if attempt > 1:
+                    stats.retries += 1
             try:
                 response = await http.request(
                     method, path, params=params, content=content, headers=headers
                 )
             except httpx.TransportError as error:
                 failure = self._describe(error)
+                if stats is not None:
+                    stats.count(
+                        "timeout" if isinstance(error, httpx.TimeoutException) else "connection"
+                    )
                 if _certificate_refused(error):
                     attempts = attempt  # a wrong CA or name does not heal in a second
             else:
+                if stats is not None:
+                    stats.count(str(response.status_code))
                 if response.is_success:
                     return response
                 if response.status_code == 401 and not renewed:

@@ -12,6 +12,7 @@ from prometheus_client import start_http_server
 
 from inventory_sync.kube import KubeClient, KubeConnection
 from inventory_sync.metrics import Metrics
+from inventory_sync.operating.retiring import FabricRetirement
 from inventory_sync.operating.runner import Clock, Runner, RunnerDeps, utcnow
 from inventory_sync.operating.scheduler import RECHECK_AFTER_ERROR, Scheduler
 from inventory_sync.settings import Settings
@@ -38,6 +39,7 @@ class OperatorContext:
     _session: UpstreamSession | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _retirement: FabricRetirement | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -63,10 +65,22 @@ class OperatorContext:
             start_http_server(settings.metrics_port, registry=self.metrics.registry)
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(scheduler.run_forever(self._stop), name="scheduler")
+        self._retirement = FabricRetirement(
+            deps=deps, namespaces=settings.namespaces,
+            interval=timedelta(seconds=settings.fabric_retirement_seconds),
+        )  # fmt: skip
+        self._retirement.start()
         logger.info("scheduler started (max %d concurrent runs)", settings.max_concurrent_runs)
+
+    def fabric_deleted(self) -> None:
+        """A Fabric was deleted: retire its rows now rather than at the next period."""
+        if self._retirement is not None:
+            self._retirement.wake()
 
     async def stop(self) -> None:
         self._stop.set()
+        if self._retirement is not None:
+            await self._retirement.stop()
         if self._task is not None:
             await self._task
         if self._session is not None:

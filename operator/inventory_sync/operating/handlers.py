@@ -11,7 +11,7 @@ from inventory_sync.errors import InventorySyncError, public_message
 from inventory_sync.kube.sessions import KopfLogin, open_session
 from inventory_sync.models import GROUP, VERSION
 from inventory_sync.operating.context import OperatorContext
-from inventory_sync.operating.kinds import KINDS, ResourceKind
+from inventory_sync.operating.kinds import FABRIC, KINDS, ResourceKind
 
 # Our own prefix for anything kopf stores, so nothing of kopf's lands in .status.
 PREFIX = "inventorysync.dev"
@@ -73,6 +73,8 @@ def _watch(registry: kopf.OperatorRegistry, context: OperatorContext, kind: Reso
             return
         if event.get("type") == "DELETED":
             scheduler.forget(uid)
+            if kind is FABRIC:
+                context.fabric_deleted()  # retire its rows now, not at the next period
         else:
             scheduler.observe(kind, dict(event["object"]))
 

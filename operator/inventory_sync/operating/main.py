@@ -59,15 +59,19 @@ def run_operator(settings: Settings, *, connection: KubeConnection | None = None
 
 
 def parse_target(target: str) -> tuple[ResourceKind, str]:
-    """`syncschedule/NAME`, `ss/NAME`, `fabric/NAME` → (kind, name)."""
+    """`syncschedules/NAME`, `fabrics/NAME` (also singular, or fully qualified as
+    `fabrics.inventorysync.dev/NAME`) → (kind, name). Whatever the spelling, the request goes
+    to this operator's own API group: never to another group's resource of the same name
+    (Hedgehog declares the category `fabric` and Fabricator the short name `fab`)."""
     kind_text, _, name = target.partition("/")
+    resource, _, group = kind_text.lower().partition(".")
     aliases = {
         "syncschedule": SYNC_SCHEDULE, "syncschedules": SYNC_SCHEDULE, "ss": SYNC_SCHEDULE,
-        "fabric": FABRIC, "fabrics": FABRIC, "fab": FABRIC,
+        "fabric": FABRIC, "fabrics": FABRIC,
     }  # fmt: skip
-    kind = aliases.get(kind_text.lower())
-    if kind is None or not name:
-        raise SpecError(f"target {target!r}: use syncschedule/NAME or fabric/NAME")
+    kind = aliases.get(resource)
+    if kind is None or not name or group not in ("", GROUP):
+        raise SpecError(f"target {target!r}: use syncschedules/NAME or fabrics/NAME")
     return kind, name
 
 

@@ -30,13 +30,17 @@ from inventory_sync.reconciling.due import Due, Trigger
 from inventory_sync.results import RunResult, RunState
 from inventory_sync.store import runs
 from inventory_sync.syncing import preflight
-from inventory_sync.syncing.fabric import fabric_connection, run_fabric_sync
+from inventory_sync.syncing.fabric import check_kinds, fabric_connection, run_fabric_sync
 from inventory_sync.syncing.pipeline import run_sync
 from inventory_sync.syncing.session import UpstreamSession
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+# The misspelt-kind check runs in the scheduler's tick, before a run is claimed: a fabric that
+# is slow or down must not hold the tick up (the run then reports it, with retries).
+FABRIC_CHECK_SECONDS = 2.0
 
 
 def utcnow() -> datetime:
@@ -58,6 +62,10 @@ class RunnerDeps:
     metrics: Metrics
     instance: str  # this replica's name, for Events
     clock: Clock = utcnow
+    #: This cluster's identity as a Fabric owner (fabric_retirement.cluster_owner); runs
+    #: register their Fabric under it so that a deleted Fabric's rows are retired. None until
+    #: known: the retirement loop registers live Fabrics then.
+    fabric_owner: str | None = None
 
 
 class Runner:
@@ -148,14 +156,33 @@ class Runner:
 
     async def preflight(self, tracked: Tracked, spec: AnySpec) -> None:
         """Check endpoints, credentials and (classic Central) the permission to save rotated
-        refresh tokens before claiming a run: what fails here becomes Stalled."""
+        refresh tokens before claiming a run: what fails here becomes Stalled. A Fabric's
+        kubeconfig Secret is checked, and so are its kinds: a kind the fabric's discovery shows
+        to be misspelt is a SpecError."""
         if isinstance(spec, SyncScheduleSpec):
             await preflight.check_schedule(
                 spec, secrets=KubeSecrets(self._deps.kube), namespace=tracked.namespace,
                 policy=self._deps.session.endpoint_policy,
             )  # fmt: skip
-        elif spec.kubeconfig_secret_ref is not None:
-            await self._fabric_connection(tracked, spec)
+        else:
+            await self._check_fabric_kinds(tracked, spec)
+
+    async def _check_fabric_kinds(self, tracked: Tracked, spec: FabricSpec) -> None:
+        connection = await self._fabric_connection(tracked, spec)
+        local = connection is self._deps.kube.connection
+        client = (
+            self._deps.kube
+            if local
+            else KubeClient(connection, timeout=FABRIC_CHECK_SECONDS, get_retries=0)
+        )
+        try:
+            async with asyncio.timeout(FABRIC_CHECK_SECONDS):
+                await check_kinds(spec, client=client)
+        except TimeoutError:
+            pass  # the run finds out what is wrong with the fabric, and reports it
+        finally:
+            if not local:
+                await client.aclose()
 
     async def run(self, tracked: Tracked, spec: AnySpec, due: Due) -> RunResult | None:
         """Claim, run and report. Returns None when another replica had claimed the run."""
@@ -207,7 +234,7 @@ class Runner:
             async with asyncio.timeout(kinds.timeout_of(spec).total_seconds()):
                 return await run_fabric_sync(
                     spec, fabric=tracked.identity, client=fabric_client, pool=deps.pool,
-                    trigger=trigger.value, clock=deps.clock,
+                    trigger=trigger.value, clock=deps.clock, owner=deps.fabric_owner,
                 )  # fmt: skip
         except TimeoutError:
             return RunResult(

@@ -141,10 +141,14 @@ def ready_message(result: RunResult) -> str:
     updated = sum(s.updated for s in result.sources)
     deleted = sum(s.deleted for s in result.sources)
     unchanged = sum(s.unchanged for s in result.sources)
-    return (
+    message = (
         f"Synced {source_summary(result)} in {result.seconds:.1f}s: {inserted} inserted, "
         f"{updated} updated, {deleted} deleted, {unchanged} unchanged"
     )
+    skipped = [s for s in result.sources if s.state is SourceState.SKIPPED]
+    if skipped:  # name them: "1 skipped" alone sends the reader to the status to find which
+        message += "; skipped " + "; ".join(f"{s.name}: {s.message or 'skipped'}" for s in skipped)
+    return message
 
 
 def source_summary(result: RunResult) -> str:

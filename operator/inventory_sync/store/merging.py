@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from inventory_sync.errors import StoreError
-from inventory_sync.store.tables import TableSpec
+from inventory_sync.store.tables import DELETED_UPSTREAM, TableSpec
 
 
 @dataclass
@@ -115,6 +115,7 @@ class ScopeMerge:
         exprs = ", ".join(spec.columns.values())
         sets = ", ".join(f"{c} = excluded.{c}" for c in spec.columns)
         scope = spec.scope_column
+        revive = ", deleted_reason = NULL" if spec.has_deleted_reason else ""
         old, new = "t.data", "excluded.data"
         if spec.volatile_keys:
             keys = ", ".join(f"'{k}'" for k in spec.volatile_keys)
@@ -127,7 +128,7 @@ class ScopeMerge:
             FROM (SELECT DISTINCT ON (id) id, data::jsonb AS d FROM stage_items ORDER BY id) s
             ON CONFLICT ({scope}, id) DO UPDATE
                 SET {sets}, data = excluded.data, changed_at = excluded.changed_at,
-                    deleted_at = NULL
+                    deleted_at = NULL{revive}
                 WHERE {old} IS DISTINCT FROM {new} OR t.deleted_at IS NOT NULL
             RETURNING (xmax = 0) AS inserted"""
 
@@ -216,9 +217,10 @@ class ScopeMerge:
 
     async def mark_deleted(self, ids: Sequence[str]) -> int:
         """Soft-delete rows confirmed gone upstream and record the scope as completely seen."""
+        reason = f", deleted_reason = '{DELETED_UPSTREAM}'" if self._spec.has_deleted_reason else ""
         async with self._conn.transaction():
             status = await self._conn.execute(
-                f"""UPDATE {self._spec.table} SET deleted_at = $3, changed_at = $3
+                f"""UPDATE {self._spec.table} SET deleted_at = $3, changed_at = $3{reason}
                     WHERE {self._spec.scope_column} = $1 AND id = ANY($2::text[])
                       AND deleted_at IS NULL""",
                 self._workspace,

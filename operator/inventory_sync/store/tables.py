@@ -26,6 +26,13 @@ class TableSpec:
     volatile_keys: tuple[str, ...] = ()
     #: The item field staged as the row's `id` (classic Central items have none: `serial`).
     id_field: str = "id"
+    #: Whether the table says why a row was soft-deleted (`deleted_reason`): a merge clears it
+    #: when a row comes back, a complete walk that misses the row sets DELETED_UPSTREAM.
+    has_deleted_reason: bool = False
+
+
+#: deleted_reason of a row that a complete, consistent listing no longer contained.
+DELETED_UPSTREAM = "deleted"
 
 
 def _text(field: str) -> str:
@@ -146,4 +153,5 @@ FABRIC_OBJECTS = TableSpec(
         "status": _json("status"),
     },
     volatile_keys=("resourceVersion",),
+    has_deleted_reason=True,
 )

@@ -136,3 +136,25 @@ def test_stalled_sets_stalled_and_not_ready_with_the_message() -> None:
     ready = find(patch["conditions"], "Ready")
     assert ready is not None
     assert (ready["status"], ready["reason"]) == ("False", "MissingCredentials")
+
+
+def test_the_ready_message_names_each_skipped_kind_and_why() -> None:
+    run = RunResult(
+        state=RunState.SUCCEEDED, trigger="schedule", started_at=NOW, finished_at=NOW, seconds=0.4,
+        sources=[
+            SourceOutcome(name="Switch", kind="wiring.githedgehog.com/Switch",
+                          state=SourceState.SUCCEEDED, inserted=3),
+            SourceOutcome(name="Agent", kind="agent.githedgehog.com/Agent", state=SourceState.SKIPPED,
+                          message="not installed: the fabric serves no API group agent.githedgehog.com"),
+            SourceOutcome(name="VPC", kind="vpc.githedgehog.com/VPC", state=SourceState.SKIPPED,
+                          message="installed at vpc.githedgehog.com/v1beta1, not at the pinned version v1alpha2"),
+        ],
+    )  # fmt: skip
+
+    message = find(finish({}, run)["conditions"], "Ready")["message"]
+
+    assert message == (
+        "Synced 1/3 succeeded, 2 skipped in 0.4s: 3 inserted, 0 updated, 0 deleted, 0 unchanged; "
+        "skipped Agent: not installed: the fabric serves no API group agent.githedgehog.com; "
+        "VPC: installed at vpc.githedgehog.com/v1beta1, not at the pinned version v1alpha2"
+    )
