@@ -53,10 +53,7 @@ async def merge(
     at: datetime = T0,
     delete: bool = True,
 ) -> ScopeMerge:
-    async with (
-        pool.acquire() as connection,
-        ScopeMerge(connection, spec=spec, workspace_id=WS, now=at) as session,
-    ):
+    async with ScopeMerge(pool, spec=spec, workspace_id=WS, now=at) as session:
         for page in pages:
             await session.merge_page(page)
         if delete:
@@ -187,10 +184,7 @@ async def test_items_without_an_id_are_counted_not_stored(pool: asyncpg.Pool) ->
 
 async def test_workspaces_never_clobber_each_other(pool: asyncpg.Pool) -> None:
     await merge(pool, GLP_DEVICES, [[device(n) for n in range(3)]])
-    async with (
-        pool.acquire() as connection,
-        ScopeMerge(connection, spec=GLP_DEVICES, workspace_id="other", now=T0) as other,
-    ):
+    async with ScopeMerge(pool, spec=GLP_DEVICES, workspace_id="other", now=T0) as other:
         await other.merge_page([device(1)])
         await other.mark_deleted(await other.missing_ids())
 

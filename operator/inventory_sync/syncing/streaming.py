@@ -48,10 +48,11 @@ async def stream_into_scope(
     """
     totals: set[int] = set()
     # aclosing: a failed merge must stop the page fetchers now, not when garbage-collected.
+    # The merge borrows a pooled connection per page, not for the walk: a source waiting on
+    # its upstream holds none, so many small sources never queue behind the pool's size.
     async with (
         aclosing(pages) as walk,
-        pool.acquire() as connection,
-        ScopeMerge(connection, spec=spec, workspace_id=scope, now=now) as merge,
+        ScopeMerge(pool, spec=spec, workspace_id=scope, now=now) as merge,
     ):
         try:
             async for page in walk:
