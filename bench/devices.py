@@ -68,7 +68,9 @@ class DeviceSource:
         item = dict(self._templates[n % TEMPLATES])
         item["id"] = str(uuid.UUID(int=(self._salt << 64) ^ n, version=4))
         item["serialNumber"] = f"CN{n:08d}"
-        item["macAddress"] = f"20:4C:{n >> 24 & 255:02X}:{n >> 16 & 255:02X}:{n >> 8 & 255:02X}:{n & 255:02X}"
+        item["macAddress"] = (
+            f"20:4C:{n >> 24 & 255:02X}:{n >> 16 & 255:02X}:{n >> 8 & 255:02X}:{n & 255:02X}"
+        )
         return item
 
     def pages(self, count: int, *, page_size: int = 2000, start: int = 0) -> Iterator[Page]:

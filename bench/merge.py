@@ -71,7 +71,9 @@ class Database:
             await admin.execute(f"CREATE DATABASE {name}")
         finally:
             await admin.close()
-        return await open_pool(self.server_url.replace("/postgres?", f"/{name}?"), max_size=max_size)
+        return await open_pool(
+            self.server_url.replace("/postgres?", f"/{name}?"), max_size=max_size
+        )
 
 
 async def timed_pages(pages: Iterator[Page], spent: list[float]) -> AsyncGenerator[Page, None]:
@@ -230,7 +232,9 @@ def report(figures: Figures, sizes: list[int], *, repeat: int, load: tuple[str, 
         "|---|---|---|---|---|---|---|",
     ]
     for n in sizes:
-        fresh, copy, unchanged = (_median(f[n]) for f in (figures.fresh, figures.copy, figures.unchanged))
+        fresh, copy, unchanged = (
+            _median(f[n]) for f in (figures.fresh, figures.copy, figures.unchanged)
+        )
         lines.append(
             f"| {n:,} | {n / fresh:,.0f} rows/s ({fresh:.1f} s: "
             f"{', '.join(f'{v:.1f}' for v in figures.fresh[n])}) "
@@ -247,9 +251,9 @@ def report(figures: Figures, sizes: list[int], *, repeat: int, load: tuple[str, 
         lines += [
             "",
             f"per-row cost {small:,} → {large:,}: ours {per_row(figures.fresh, small):.1f} → "
-            f"{per_row(figures.fresh, large):.1f} µs ({per_row(figures.fresh, large) / per_row(figures.fresh, small):.2f}×); "
+            f"{per_row(figures.fresh, large):.1f} µs ({per_row(figures.fresh, large) / per_row(figures.fresh, small):.2f}x); "
             f"COPY {per_row(figures.copy, small):.1f} → {per_row(figures.copy, large):.1f} µs "
-            f"({per_row(figures.copy, large) / per_row(figures.copy, small):.2f}×)",
+            f"({per_row(figures.copy, large) / per_row(figures.copy, small):.2f}x)",
         ]
     if figures.pool:
         ten, wide = _median(figures.pool[10]), _median(figures.pool[32])
@@ -283,7 +287,9 @@ async def main(sizes: list[int], repeat: int, *, pools: bool) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 20k and 100k devices, once")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 20k and 100k devices, once"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--no-pool", action="store_true", help="skip the 32-source pool case")

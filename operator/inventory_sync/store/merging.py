@@ -8,6 +8,7 @@ delivered live in its walk table (store/walks.py) until deletions are judged.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class ScopeMerge:
         self._now = now
         self._seen = ""
         self._page_sql = ""
+        self._in_flight: asyncio.Task[None] | None = None
         self.counts = MergeCounts()
 
     async def __aenter__(self) -> ScopeMerge:
@@ -85,6 +87,18 @@ class ScopeMerge:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._in_flight is not None and exc is not None:
+            # The walk failed or was cancelled: its last page need not finish.
+            self._in_flight.cancel()
+        try:
+            await self.flush()
+        except (asyncio.CancelledError, StoreError):
+            if exc is None:
+                raise
+        finally:
+            await self._drop_seen_table()
+
+    async def _drop_seen_table(self) -> None:
         if not self._seen:
             return
         # A table left behind (the database went away) is dropped by a later walk as stale.
@@ -93,11 +107,26 @@ class ScopeMerge:
                 await walks.drop_seen_table(connection, self._seen)
 
     async def merge_page(self, items: Sequence[Any]) -> None:
-        """Upsert one page in one statement (one transaction); counts accumulate in `self.counts`."""
+        """Encode one page, then start its merge (one statement, one transaction) and return.
+
+        The statement runs while the caller fetches and encodes the next page, so the client's
+        and the database's work overlap; pages still merge one after the other. A failed merge
+        raises from the next call, `flush`, or any method below. Counts accumulate in
+        `self.counts` as statements finish.
+        """
         staged = stage_page(self._spec, items)
+        await self.flush()
         self._count_rejected(staged)
-        if not staged.ids:
-            return
+        if staged.ids:
+            self._in_flight = asyncio.create_task(self._write(staged))
+
+    async def flush(self) -> None:
+        """Wait for the page in flight, if any; raises its error."""
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            await task
+
+    async def _write(self, staged: StagedPage) -> None:
         try:
             async with self._pool.acquire() as connection:
                 row = await connection.fetchrow(self._page_sql, *self._arguments(staged))
@@ -124,11 +153,15 @@ class ScopeMerge:
         self.counts.rejected_examples += staged.rejected_examples[: max(room, 0)]
 
     async def walk_shape(self) -> WalkShape:
-        row = await self._fetchrow(f"SELECT count(*) AS n, count(DISTINCT id) AS d FROM {self._seen}")
+        await self.flush()
+        row = await self._fetchrow(
+            f"SELECT count(*) AS n, count(DISTINCT id) AS d FROM {self._seen}"
+        )
         return WalkShape(delivered=int(row["n"]), distinct=int(row["d"]))
 
     async def missing_ids(self) -> list[str]:
         """Live rows of this scope that the walk did not deliver: deletion candidates."""
+        await self.flush()
         async with self._pool.acquire() as connection:
             rows = await connection.fetch(
                 f"""SELECT t.id FROM {self._spec.table} t
@@ -141,6 +174,7 @@ class ScopeMerge:
 
     async def mark_deleted(self, ids: Sequence[str]) -> int:
         """Soft-delete rows confirmed gone upstream and record the scope as completely seen."""
+        await self.flush()
         async with self._pool.acquire() as connection, connection.transaction():
             status = await connection.execute(
                 f"""UPDATE {self._spec.table} SET deleted_at = $3, changed_at = $3

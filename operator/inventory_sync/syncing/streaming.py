@@ -59,9 +59,12 @@ async def stream_into_scope(
                 outcome.fetched += len(page.items)
                 if page.total is not None:
                     totals.add(page.total)
+                # Returns once the previous page is merged: this one merges while the next
+                # page is fetched, so counts lag one page until the flush below.
                 await merge.merge_page(page.items)
                 _copy_merge_counts(merge, outcome)
                 progress.page_merged(outcome, total=max(totals) if totals else None)
+            await merge.flush()
         finally:
             _copy_merge_counts(merge, outcome)
         # Only a walk that ended normally reaches this point: a failed page raised above,
