@@ -10,6 +10,7 @@ to generate page by page while a merge runs, and the same n always gives the sam
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from collections.abc import Iterator
@@ -64,13 +65,16 @@ class DeviceSource:
         self._salt = seed
 
     def device(self, n: int) -> dict[str, Any]:
-        """Device n: a template's fields under its own identity."""
+        """Device n: a template's fields under its own identity.
+
+        Ids and serials are scattered as real ones are, so index inserts land on random
+        pages (sequential ids would make every index append at its right edge).
+        """
         item = dict(self._templates[n % TEMPLATES])
-        item["id"] = str(uuid.UUID(int=(self._salt << 64) ^ n, version=4))
-        item["serialNumber"] = f"CN{n:08d}"
-        item["macAddress"] = (
-            f"20:4C:{n >> 24 & 255:02X}:{n >> 16 & 255:02X}:{n >> 8 & 255:02X}:{n & 255:02X}"
-        )
+        digest = hashlib.blake2b(f"{self._salt}/{n}".encode(), digest_size=16).digest()
+        item["id"] = str(uuid.UUID(bytes=digest, version=4))
+        item["serialNumber"] = f"CN{digest.hex()[:8].upper()}"
+        item["macAddress"] = ":".join(f"{b:02X}" for b in (0x20, 0x4C, *digest[8:12]))
         return item
 
     def pages(self, count: int, *, page_size: int = 2000, start: int = 0) -> Iterator[Page]:

@@ -55,6 +55,11 @@ class ScopeMerge:
     subscription has since arrived); leaving drops it.
     """
 
+    #: Page statements of one walk running at once, each on its own borrowed connection. Two
+    #: keep a second database core busy while the first commits and the client encodes the
+    #: next page; rows are written in id order, so overlapping pages never deadlock.
+    pages_in_flight = 2
+
     def __init__(
         self, pool: asyncpg.Pool, *, spec: TableSpec, workspace_id: str, now: datetime
     ) -> None:
@@ -64,7 +69,7 @@ class ScopeMerge:
         self._now = now
         self._seen = ""
         self._page_sql = ""
-        self._in_flight: asyncio.Task[None] | None = None
+        self._in_flight: list[asyncio.Task[None]] = []
         self.counts = MergeCounts()
 
     async def __aenter__(self) -> ScopeMerge:
@@ -87,9 +92,10 @@ class ScopeMerge:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._in_flight is not None and exc is not None:
-            # The walk failed or was cancelled: its last page need not finish.
-            self._in_flight.cancel()
+        if exc is not None:
+            # The walk failed or was cancelled: its last pages need not finish.
+            for task in self._in_flight:
+                task.cancel()
         try:
             await self.flush()
         except (asyncio.CancelledError, StoreError):
@@ -115,24 +121,38 @@ class ScopeMerge:
         `self.counts` as statements finish.
         """
         staged = stage_page(self._spec, items)
-        await self.flush()
         self._count_rejected(staged)
+        while self._in_flight and (
+            len(self._in_flight) >= self.pages_in_flight or self._in_flight[0].done()
+        ):
+            await self._in_flight.pop(0)
         if staged.ids:
-            self._in_flight = asyncio.create_task(self._write(staged))
+            self._in_flight.append(asyncio.create_task(self._write(staged)))
 
     async def flush(self) -> None:
-        """Wait for the page in flight, if any; raises its error."""
-        task, self._in_flight = self._in_flight, None
-        if task is not None:
-            await task
+        """Wait for the pages in flight, if any; raises the first error."""
+        try:
+            while self._in_flight:
+                await self._in_flight[0]
+                self._in_flight.pop(0)
+        except BaseException:
+            for task in self._in_flight:
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            self._in_flight.clear()
+            raise
 
     async def _write(self, staged: StagedPage) -> None:
+        arguments = self._arguments(staged)
         try:
-            async with self._pool.acquire() as connection:
-                row = await connection.fetchrow(self._page_sql, *self._arguments(staged))
+            try:
+                row = await self._run_page(arguments)
+            except asyncpg.DeadlockDetectedError:
+                # Only an id delivered on two pages merging at once can get here (rows are
+                # locked in id order otherwise); the statement rolled back whole: run it again.
+                row = await self._run_page(arguments)
         except asyncpg.PostgresError as error:
             raise StoreError(f"merge into {self._spec.table} failed: {error}") from error
-        assert row is not None
         counts = self.counts
         counts.staged += staged.delivered
         counts.inserted += int(row["inserted"])
@@ -142,6 +162,12 @@ class ScopeMerge:
             counts.links_added += int(row["links_added"])
             counts.links_removed += int(row["links_removed"])
             counts.unresolved_links += int(row["unresolved"])
+
+    async def _run_page(self, arguments: list[Any]) -> asyncpg.Record:
+        async with self._pool.acquire() as connection:
+            row = await connection.fetchrow(self._page_sql, *arguments)
+        assert row is not None
+        return row
 
     def _arguments(self, staged: StagedPage) -> list[Any]:
         packed = staged.arguments(with_links=self._spec.has_subscription_links)

@@ -67,6 +67,7 @@ written AS (
     INSERT INTO {table} AS t
         ({scope}, id, {names}, data, content_hash, first_seen, changed_at, deleted_at)
     SELECT $1, id, {exprs}, d, hash, $2, $2, NULL FROM changed
+    ORDER BY id  -- one lock order for every page statement: two in flight never deadlock
     ON CONFLICT ({scope}, id) DO UPDATE
         SET {sets}, data = excluded.data, content_hash = excluded.content_hash,
             changed_at = CASE WHEN {first_hash} THEN t.changed_at ELSE excluded.changed_at END,
@@ -111,6 +112,7 @@ links_removed AS (
 links_added AS (
     INSERT INTO glp_device_subscriptions (workspace_id, device_id, subscription_id, first_seen)
     SELECT $1, device_id, subscription_id, $2 FROM relinked WHERE known
+    ORDER BY device_id, subscription_id
     ON CONFLICT DO NOTHING
     RETURNING 1),
 unresolved_removed AS (
