@@ -21,7 +21,7 @@ import asyncpg
 from inventory_sync.errors import StoreError
 from inventory_sync.store import statements, walks
 from inventory_sync.store.staging import REJECTED_EXAMPLES, StagedPage, stage_page
-from inventory_sync.store.tables import TableSpec
+from inventory_sync.store.tables import DELETED_UPSTREAM, TableSpec
 
 
 @dataclass
@@ -201,9 +201,10 @@ class ScopeMerge:
     async def mark_deleted(self, ids: Sequence[str]) -> int:
         """Soft-delete rows confirmed gone upstream and record the scope as completely seen."""
         await self.flush()
+        reason = f", deleted_reason = '{DELETED_UPSTREAM}'" if self._spec.has_deleted_reason else ""
         async with self._pool.acquire() as connection, connection.transaction():
             status = await connection.execute(
-                f"""UPDATE {self._spec.table} SET deleted_at = $3, changed_at = $3
+                f"""UPDATE {self._spec.table} SET deleted_at = $3, changed_at = $3{reason}
                     WHERE {self._spec.scope_column} = $1 AND id = ANY($2::text[])
                       AND deleted_at IS NULL""",
                 self._workspace,

@@ -34,6 +34,7 @@ def page_statement(spec: TableSpec, seen_table: str | None) -> str:
         old, new = f"({old} - ARRAY[{keys}])", f"({new} - ARRAY[{keys}])"
     # A row from before content hashes (migration 0007) whose content is unchanged: record its
     # hash, keep its changed_at, and do not count it as updated.
+    revive = ", deleted_reason = NULL" if spec.has_deleted_reason else ""
     first_hash = f"(t.content_hash IS NULL AND t.deleted_at IS NULL AND {old} = {new})"
     repeated = 7 if spec.has_subscription_links else 6
     seen = (
@@ -71,7 +72,7 @@ written AS (
     ON CONFLICT ({scope}, id) DO UPDATE
         SET {sets}, data = excluded.data, content_hash = excluded.content_hash,
             changed_at = CASE WHEN {first_hash} THEN t.changed_at ELSE excluded.changed_at END,
-            deleted_at = NULL
+            deleted_at = NULL{revive}
         -- Repeated here for a concurrent writer of the same scope: never rewrite an equal row.
         WHERE t.content_hash IS DISTINCT FROM excluded.content_hash OR t.deleted_at IS NOT NULL
     RETURNING t.id, (xmax = 0) AS inserted, t.changed_at = $2 AS changed)"""
