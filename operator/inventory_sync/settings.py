@@ -27,7 +27,10 @@ class Settings(BaseSettings):
         default=6, ge=1, le=20, description="Attempts per upstream request on transient errors."
     )
     database_pool_size: int = Field(
-        default=10, ge=2, le=100, description="Connections; each running source holds one."
+        default=10,
+        ge=2,
+        le=100,
+        description="Connections; a source borrows one (two at most) only while its pages merge.",
     )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: Literal["text", "json"] | None = Field(

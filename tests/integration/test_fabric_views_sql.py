@@ -60,10 +60,8 @@ def item(kind: str, name: str, spec: dict[str, Any] | None, status: dict[str, An
 async def merge(
     pool: asyncpg.Pool, kind: str, items: list[dict[str, Any]], group: str = WIRING
 ) -> None:
-    async with (
-        pool.acquire() as connection,
-        ScopeMerge(connection, spec=FABRIC_OBJECTS, workspace_id=f"{FABRIC.uid}/{group}/{kind}", now=T0) as session,
-    ):  # fmt: skip
+    scope = f"{FABRIC.uid}/{group}/{kind}"
+    async with ScopeMerge(pool, spec=FABRIC_OBJECTS, workspace_id=scope, now=T0) as session:
         await session.merge_page(items)
         await session.mark_deleted([])  # records the complete listing (sync_scopes)
 

@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from inventory_sync.store import inspection
+from inventory_sync.errors import StoreError
+from inventory_sync.results import SourceOutcome
+from inventory_sync.store import inspection, walks
+from inventory_sync.store.database import open_pool
 from inventory_sync.store.merging import ScopeMerge
 from inventory_sync.store.tables import GLP_DEVICES, GLP_SUBSCRIPTIONS, TableSpec
+from inventory_sync.syncing import streaming
+from inventory_sync.syncing.progress import NoProgress
 
 pytestmark = pytest.mark.integration
 
 WS = "ws-test"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Any]
+    total: int | None
+
+
 T0 = datetime(2026, 1, 13, 22, 16, 37, tzinfo=UTC)
 
 
@@ -53,10 +70,7 @@ async def merge(
     at: datetime = T0,
     delete: bool = True,
 ) -> ScopeMerge:
-    async with (
-        pool.acquire() as connection,
-        ScopeMerge(connection, spec=spec, workspace_id=WS, now=at) as session,
-    ):
+    async with ScopeMerge(pool, spec=spec, workspace_id=WS, now=at) as session:
         for page in pages:
             await session.merge_page(page)
         if delete:
@@ -187,12 +201,120 @@ async def test_items_without_an_id_are_counted_not_stored(pool: asyncpg.Pool) ->
 
 async def test_workspaces_never_clobber_each_other(pool: asyncpg.Pool) -> None:
     await merge(pool, GLP_DEVICES, [[device(n) for n in range(3)]])
-    async with (
-        pool.acquire() as connection,
-        ScopeMerge(connection, spec=GLP_DEVICES, workspace_id="other", now=T0) as other,
-    ):
+    async with ScopeMerge(pool, spec=GLP_DEVICES, workspace_id="other", now=T0) as other:
         await other.merge_page([device(1)])
         await other.mark_deleted(await other.missing_ids())
 
     assert (await inspection.inventory_counts(pool, WS)).glp_devices == 3
     assert (await inspection.inventory_counts(pool, "other")).glp_devices == 1
+
+
+async def test_an_unchanged_resync_still_reports_its_unresolved_links(pool: asyncpg.Pool) -> None:
+    await merge(pool, GLP_SUBSCRIPTIONS, [[subscription(1)]])
+    pages = [[device(1, subs=["sub-1"]), device(2, subs=["sub-unknown"])]]
+    await merge(pool, GLP_DEVICES, pages)
+
+    again = await merge(pool, GLP_DEVICES, pages, at=T0 + timedelta(hours=1))
+
+    assert (again.counts.unchanged, again.counts.unresolved_links) == (2, 1)
+
+
+async def test_a_changed_device_moves_its_link_between_resolved_and_unresolved(
+    pool: asyncpg.Pool,
+) -> None:
+    await merge(pool, GLP_SUBSCRIPTIONS, [[subscription(1)]])
+    await merge(pool, GLP_DEVICES, [[device(1, subs=["sub-1"])]])
+
+    moved = await merge(pool, GLP_DEVICES, [[device(1, subs=["sub-unknown"])]])
+
+    assert (moved.counts.links_removed, moved.counts.unresolved_links) == (1, 1)
+    counts = await inspection.inventory_counts(pool)
+    assert (counts.links, counts.unresolved_links) == (0, 1)
+
+    back = await merge(pool, GLP_DEVICES, [[device(1, subs=["sub-1"])]])
+
+    assert (back.counts.links_added, back.counts.unresolved_links) == (1, 0)
+    counts = await inspection.inventory_counts(pool)
+    assert (counts.links, counts.unresolved_links) == (1, 0)
+    assert await inspection.orphaned_links(pool) == 0
+
+
+async def test_rows_stored_before_content_hashes_are_not_rewritten_as_changes(
+    pool: asyncpg.Pool,
+) -> None:
+    await merge(pool, GLP_DEVICES, [[device(n) for n in range(3)]])
+    # As migration 0007 leaves rows written by older releases: no hash.
+    await pool.execute("UPDATE glp_devices SET content_hash = NULL")
+    changed = [device(n) for n in range(3)]
+    changed[2]["assignedState"] = "UNASSIGNED"
+
+    first = await merge(pool, GLP_DEVICES, [changed], at=T0 + timedelta(hours=1))
+
+    assert (first.counts.updated, first.counts.unchanged) == (1, 2)
+    rows = await pool.fetch("SELECT id, changed_at, content_hash FROM glp_devices ORDER BY id")
+    assert [r["changed_at"] for r in rows] == [T0, T0, T0 + timedelta(hours=1)]
+    assert all(r["content_hash"] is not None for r in rows)
+
+    marker = await inspection.write_marker(pool)
+    again = await merge(pool, GLP_DEVICES, [changed], at=T0 + timedelta(hours=2))
+
+    assert again.counts.unchanged == 3
+    assert await inspection.rows_written_since(pool, marker) == 0
+
+
+async def test_a_source_waiting_between_pages_holds_no_connection(database_url: str) -> None:
+    # One connection, two sources: the first waits on its "upstream" until the second has
+    # finished. Had it kept the connection for its walk, the second would wait for it forever.
+    single = await open_pool(database_url, max_size=1)
+    other_done = asyncio.Event()
+
+    async def waiting_walk() -> AsyncGenerator[Page, None]:
+        yield Page([device(1)], total=2)
+        await other_done.wait()
+        yield Page([device(2)], total=2)
+
+    async def other_walk() -> AsyncGenerator[Page, None]:
+        yield Page([device(n) for n in range(5, 8)], total=3)
+
+    async def stream(pages: AsyncGenerator[Page, None], scope: str) -> SourceOutcome:
+        outcome = SourceOutcome(name=scope, kind="greenlake/devices")
+        await streaming.stream_into_scope(
+            pages, pool=single, spec=GLP_DEVICES, scope=scope, outcome=outcome,
+            progress=NoProgress(), now=T0,
+        )  # fmt: skip
+        return outcome
+
+    async def other() -> SourceOutcome:
+        try:
+            return await stream(other_walk(), "ws-other")
+        finally:
+            other_done.set()
+
+    try:
+        async with asyncio.timeout(20):
+            waited, done = await asyncio.gather(stream(waiting_walk(), WS), other())
+    finally:
+        await single.close()
+    assert (waited.inserted, done.inserted) == (2, 3)
+
+
+async def test_a_walk_leaves_no_table_behind_and_clears_stale_ones(pool: asyncpg.Pool) -> None:
+    stale = f"seen_{int(time.time()) - walks.STALE_AFTER_SECONDS - 60}_0123456789ab"
+    recent = f"seen_{int(time.time()) - 60}_0123456789ab"
+    for name in (stale, recent):
+        await pool.execute(f'CREATE UNLOGGED TABLE sync_walks."{name}" (id text)')
+
+    await merge(pool, GLP_DEVICES, [[device(1)]])
+
+    tables = await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'sync_walks'")
+    assert [t["tablename"] for t in tables] == [recent]
+
+
+async def test_a_failed_page_fails_the_walk_and_stores_nothing_of_it(pool: asyncpg.Pool) -> None:
+    # A NUL character is valid JSON but not storable in jsonb: the page's statement fails.
+    with pytest.raises(StoreError, match="merge into glp_devices failed"):
+        await merge(pool, GLP_DEVICES, [[device(1)], [device(2), device(3, state="bad\u0000")]])
+
+    assert await pool.fetchval("SELECT array_agg(id ORDER BY id) FROM glp_devices") == ["dev-1"]
+    tables = await pool.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'sync_walks'")
+    assert tables == 0

@@ -1,9 +1,15 @@
-"""Staged merges of upstream pages into inventory tables: COPY, then upsert only what changed."""
+"""Staged merges of upstream pages into inventory tables: upsert only what changed (store layer).
+
+A page is encoded once (store/staging.py: JSON text, content hash and links per item) and merged
+by one statement (store/statements.py). The merge borrows a pooled connection for that
+statement only, so a source waiting on its upstream holds no connection; the ids a walk has
+delivered live in its walk table (store/walks.py) until deletions are judged.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +19,8 @@ from typing import Any
 import asyncpg
 
 from inventory_sync.errors import StoreError
+from inventory_sync.store import statements, walks
+from inventory_sync.store.staging import REJECTED_EXAMPLES, StagedPage, stage_page
 from inventory_sync.store.tables import DELETED_UPSTREAM, TableSpec
 
 
@@ -27,7 +35,7 @@ class MergeCounts:
     rejected: int = 0  # items without a usable `id`
     links_added: int = 0
     links_removed: int = 0
-    unresolved_links: int = 0  # links staged whose subscription is unknown
+    unresolved_links: int = 0  # the walk's links whose subscription is unknown
     rejected_examples: list[str] = field(default_factory=list)
 
 
@@ -40,29 +48,42 @@ class WalkShape:
 
 
 class ScopeMerge:
-    """One source's merge session on one connection: pages in, then (maybe) deletions.
+    """One source's merge session on a pool: pages in, then (maybe) deletions.
 
-    Ids seen so far are kept in a temp table on the session's connection, so deletion can be
-    judged after the last page without holding the dataset in memory.
+    Each page borrows a connection for one statement. Entering creates the walk table that
+    records delivered ids (and, for GreenLake devices, resolves links kept aside whose
+    subscription has since arrived); leaving drops it.
     """
 
+    #: Page statements of one walk running at once, each on its own borrowed connection. Two
+    #: keep a second database core busy while the first commits and the client encodes the
+    #: next page; rows are written in id order, so overlapping pages never deadlock.
+    pages_in_flight = 2
+
     def __init__(
-        self, connection: asyncpg.Connection, *, spec: TableSpec, workspace_id: str, now: datetime
+        self, pool: asyncpg.Pool, *, spec: TableSpec, workspace_id: str, now: datetime
     ) -> None:
-        self._conn = connection
+        self._pool = pool
         self._spec = spec
         self._workspace = workspace_id
         self._now = now
+        self._seen = ""
+        self._page_sql = ""
+        self._in_flight: list[asyncio.Task[None]] = []
         self.counts = MergeCounts()
 
     async def __aenter__(self) -> ScopeMerge:
-        await self._conn.execute(
-            """CREATE TEMP TABLE IF NOT EXISTS stage_items (id text, data text) ON COMMIT DELETE ROWS;
-               CREATE TEMP TABLE IF NOT EXISTS stage_links
-                   (device_id text, subscription_id text, resource_uri text) ON COMMIT DELETE ROWS;
-               CREATE TEMP TABLE IF NOT EXISTS seen_ids (id text);
-               TRUNCATE seen_ids;"""
-        )
+        try:
+            async with self._pool.acquire() as connection:
+                self._seen = await walks.create_seen_table(connection)
+                if self._spec.has_subscription_links:
+                    moved = await connection.fetchval(
+                        statements.RESOLVE_PENDING_LINKS, self._workspace, self._now
+                    )
+                    self.counts.links_added += int(moved)
+        except asyncpg.PostgresError as error:
+            raise StoreError(f"cannot start a merge into {self._spec.table}: {error}") from error
+        self._page_sql = statements.page_statement(self._spec, self._seen)
         return self
 
     async def __aexit__(
@@ -71,155 +92,118 @@ class ScopeMerge:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # The connection goes back to a pool: leave no temp tables for the next borrower.
-        if not self._conn.is_closed():
-            # A broken connection is discarded by the pool anyway.
-            with contextlib.suppress(asyncpg.PostgresError, OSError):
-                await self._conn.execute("DROP TABLE IF EXISTS stage_items, stage_links, seen_ids")
+        if exc is not None:
+            # The walk failed or was cancelled: its last pages need not finish.
+            for task in self._in_flight:
+                task.cancel()
+        try:
+            await self.flush()
+        except (asyncio.CancelledError, StoreError):
+            if exc is None:
+                raise
+        finally:
+            await self._drop_seen_table()
+
+    async def _drop_seen_table(self) -> None:
+        if not self._seen:
+            return
+        # A table left behind (the database went away) is dropped by a later walk as stale.
+        with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+            async with self._pool.acquire() as connection:
+                await walks.drop_seen_table(connection, self._seen)
 
     async def merge_page(self, items: Sequence[Any]) -> None:
-        """Upsert one page in one transaction; counts accumulate in `self.counts`."""
-        records: list[tuple[str, str]] = []
-        id_field = self._spec.id_field
-        for item in items:
-            item_id = item.get(id_field) if isinstance(item, dict) else None
-            if not isinstance(item_id, str) or not item_id:
-                self.counts.rejected += 1
-                if len(self.counts.rejected_examples) < 3:
-                    self.counts.rejected_examples.append(json.dumps(item)[:120])
-                continue
-            records.append((item_id, json.dumps(item, separators=(",", ":"))))
-        if not records:
-            return
+        """Encode one page, then start its merge (one statement, one transaction) and return.
+
+        The statement runs while the caller fetches and encodes the next page, so the client's
+        and the database's work overlap; pages still merge one after the other. A failed merge
+        raises from the next call, `flush`, or any method below. Counts accumulate in
+        `self.counts` as statements finish.
+        """
+        staged = stage_page(self._spec, items)
+        self._count_rejected(staged)
+        while self._in_flight and (
+            len(self._in_flight) >= self.pages_in_flight or self._in_flight[0].done()
+        ):
+            await self._in_flight.pop(0)
+        if staged.ids:
+            self._in_flight.append(asyncio.create_task(self._write(staged)))
+
+    async def flush(self) -> None:
+        """Wait for the pages in flight, if any; raises the first error."""
         try:
-            async with self._conn.transaction():
-                await self._conn.copy_records_to_table(
-                    "stage_items", records=records, columns=["id", "data"]
-                )
-                rows = await self._conn.fetch(self._upsert_sql(), self._workspace, self._now)
-                if self._spec.has_subscription_links:
-                    await self._merge_links()
-                await self._conn.execute("INSERT INTO seen_ids (id) SELECT id FROM stage_items")
+            while self._in_flight:
+                await self._in_flight[0]
+                self._in_flight.pop(0)
+        except BaseException:
+            for task in self._in_flight:
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            self._in_flight.clear()
+            raise
+
+    async def _write(self, staged: StagedPage) -> None:
+        arguments = self._arguments(staged)
+        try:
+            try:
+                row = await self._run_page(arguments)
+            except asyncpg.DeadlockDetectedError:
+                # Only an id delivered on two pages merging at once can get here (rows are
+                # locked in id order otherwise); the statement rolled back whole: run it again.
+                row = await self._run_page(arguments)
         except asyncpg.PostgresError as error:
             raise StoreError(f"merge into {self._spec.table} failed: {error}") from error
-        inserted = sum(1 for row in rows if row["inserted"])
-        distinct = len({r[0] for r in records})
-        self.counts.staged += len(records)
-        self.counts.inserted += inserted
-        self.counts.updated += len(rows) - inserted
-        self.counts.unchanged += distinct - len(rows)
+        counts = self.counts
+        counts.staged += staged.delivered
+        counts.inserted += int(row["inserted"])
+        counts.updated += int(row["updated"])
+        counts.unchanged += len(staged.ids) - int(row["inserted"]) - int(row["updated"])
+        if self._spec.has_subscription_links:
+            counts.links_added += int(row["links_added"])
+            counts.links_removed += int(row["links_removed"])
+            counts.unresolved_links += int(row["unresolved"])
 
-    def _upsert_sql(self) -> str:
-        spec = self._spec
-        names = ", ".join(spec.columns)
-        exprs = ", ".join(spec.columns.values())
-        sets = ", ".join(f"{c} = excluded.{c}" for c in spec.columns)
-        scope = spec.scope_column
-        revive = ", deleted_reason = NULL" if spec.has_deleted_reason else ""
-        old, new = "t.data", "excluded.data"
-        if spec.volatile_keys:
-            keys = ", ".join(f"'{k}'" for k in spec.volatile_keys)
-            old, new = f"({old} - ARRAY[{keys}])", f"({new} - ARRAY[{keys}])"
-        # The WHERE makes an unchanged row a no-op: no new tuple, no WAL, no trigger.
-        return f"""
-            INSERT INTO {spec.table} AS t
-                ({scope}, id, {names}, data, first_seen, changed_at, deleted_at)
-            SELECT $1, s.id, {exprs}, d, $2, $2, NULL
-            FROM (SELECT DISTINCT ON (id) id, data::jsonb AS d FROM stage_items ORDER BY id) s
-            ON CONFLICT ({scope}, id) DO UPDATE
-                SET {sets}, data = excluded.data, changed_at = excluded.changed_at,
-                    deleted_at = NULL{revive}
-                WHERE {old} IS DISTINCT FROM {new} OR t.deleted_at IS NOT NULL
-            RETURNING (xmax = 0) AS inserted"""
+    async def _run_page(self, arguments: list[Any]) -> asyncpg.Record:
+        async with self._pool.acquire() as connection:
+            row = await connection.fetchrow(self._page_sql, *arguments)
+        assert row is not None
+        return row
 
-    async def _merge_links(self) -> None:
-        """Replace the links of this page's devices with what the page says, touching only
-        links that changed; links to unknown subscriptions go to the unresolved table."""
-        conn, ws, now = self._conn, self._workspace, self._now
-        await conn.execute(
-            """INSERT INTO stage_links (device_id, subscription_id, resource_uri)
-               SELECT DISTINCT s.id, l->>'id', l->>'resourceUri'
-               FROM stage_items s,
-                    jsonb_array_elements(CASE WHEN jsonb_typeof(s.data::jsonb->'subscription')
-                        = 'array' THEN s.data::jsonb->'subscription' ELSE '[]'::jsonb END) l
-               WHERE jsonb_typeof(l) = 'object' AND coalesce(l->>'id', '') <> ''"""
-        )
-        added = await conn.fetchval(
-            """WITH ins AS (
-                   INSERT INTO glp_device_subscriptions
-                       (workspace_id, device_id, subscription_id, first_seen)
-                   SELECT $1, l.device_id, l.subscription_id, $2
-                   FROM stage_links l
-                   JOIN glp_subscriptions s ON s.workspace_id = $1 AND s.id = l.subscription_id
-                   ON CONFLICT DO NOTHING RETURNING 1)
-               SELECT count(*) FROM ins""",
-            ws,
-            now,
-        )
-        removed = await conn.fetchval(
-            """WITH del AS (
-                   DELETE FROM glp_device_subscriptions d
-                   WHERE d.workspace_id = $1
-                     AND d.device_id IN (SELECT id FROM stage_items)
-                     AND NOT EXISTS (SELECT 1 FROM stage_links l
-                                     WHERE l.device_id = d.device_id
-                                       AND l.subscription_id = d.subscription_id)
-                   RETURNING 1)
-               SELECT count(*) FROM del""",
-            ws,
-        )
-        await conn.execute(
-            """DELETE FROM glp_unresolved_subscription_links u
-               WHERE u.workspace_id = $1
-                 AND u.device_id IN (SELECT id FROM stage_items)
-                 AND (NOT EXISTS (SELECT 1 FROM stage_links l
-                                  WHERE l.device_id = u.device_id
-                                    AND l.subscription_id = u.subscription_id)
-                      OR EXISTS (SELECT 1 FROM glp_subscriptions s
-                                 WHERE s.workspace_id = $1 AND s.id = u.subscription_id))""",
-            ws,
-        )
-        unresolved = await conn.fetchval(
-            """WITH unknown AS (
-                   SELECT l.* FROM stage_links l
-                   WHERE NOT EXISTS (SELECT 1 FROM glp_subscriptions s
-                                     WHERE s.workspace_id = $1 AND s.id = l.subscription_id)),
-               ins AS (
-                   INSERT INTO glp_unresolved_subscription_links
-                       (workspace_id, device_id, subscription_id, resource_uri, first_seen)
-                   SELECT $1, device_id, subscription_id, resource_uri, $2 FROM unknown
-                   ON CONFLICT DO NOTHING)
-               SELECT count(*) FROM unknown""",
-            ws,
-            now,
-        )
-        self.counts.links_added += int(added)
-        self.counts.links_removed += int(removed)
-        self.counts.unresolved_links += int(unresolved)
+    def _arguments(self, staged: StagedPage) -> list[Any]:
+        packed = staged.arguments(with_links=self._spec.has_subscription_links)
+        return [self._workspace, self._now, *packed]
+
+    def _count_rejected(self, staged: StagedPage) -> None:
+        self.counts.rejected += staged.rejected
+        room = REJECTED_EXAMPLES - len(self.counts.rejected_examples)
+        self.counts.rejected_examples += staged.rejected_examples[: max(room, 0)]
 
     async def walk_shape(self) -> WalkShape:
-        row = await self._conn.fetchrow(
-            "SELECT count(*) AS n, count(DISTINCT id) AS d FROM seen_ids"
+        await self.flush()
+        row = await self._fetchrow(
+            f"SELECT count(*) AS n, count(DISTINCT id) AS d FROM {self._seen}"
         )
-        assert row is not None
         return WalkShape(delivered=int(row["n"]), distinct=int(row["d"]))
 
     async def missing_ids(self) -> list[str]:
         """Live rows of this scope that the walk did not deliver: deletion candidates."""
-        rows = await self._conn.fetch(
-            f"""SELECT t.id FROM {self._spec.table} t
-                WHERE t.{self._spec.scope_column} = $1 AND t.deleted_at IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM seen_ids s WHERE s.id = t.id)
-                ORDER BY t.id""",
-            self._workspace,
-        )
+        await self.flush()
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(
+                f"""SELECT t.id FROM {self._spec.table} t
+                    WHERE t.{self._spec.scope_column} = $1 AND t.deleted_at IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM {self._seen} s WHERE s.id = t.id)
+                    ORDER BY t.id""",
+                self._workspace,
+            )
         return [row["id"] for row in rows]
 
     async def mark_deleted(self, ids: Sequence[str]) -> int:
         """Soft-delete rows confirmed gone upstream and record the scope as completely seen."""
+        await self.flush()
         reason = f", deleted_reason = '{DELETED_UPSTREAM}'" if self._spec.has_deleted_reason else ""
-        async with self._conn.transaction():
-            status = await self._conn.execute(
+        async with self._pool.acquire() as connection, connection.transaction():
+            status = await connection.execute(
                 f"""UPDATE {self._spec.table} SET deleted_at = $3, changed_at = $3{reason}
                     WHERE {self._spec.scope_column} = $1 AND id = ANY($2::text[])
                       AND deleted_at IS NULL""",
@@ -227,7 +211,7 @@ class ScopeMerge:
                 list(ids),
                 self._now,
             )
-            await self._conn.execute(
+            await connection.execute(
                 """INSERT INTO sync_scopes (source_kind, workspace_id, last_complete_at)
                    VALUES ($1, $2, $3)
                    ON CONFLICT (source_kind, workspace_id)
@@ -237,3 +221,9 @@ class ScopeMerge:
                 self._now,
             )
         return int(status.split()[-1])
+
+    async def _fetchrow(self, sql: str) -> asyncpg.Record:
+        async with self._pool.acquire() as connection:
+            row = await connection.fetchrow(sql)
+        assert row is not None
+        return row

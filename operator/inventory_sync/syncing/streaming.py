@@ -48,19 +48,23 @@ async def stream_into_scope(
     """
     totals: set[int] = set()
     # aclosing: a failed merge must stop the page fetchers now, not when garbage-collected.
+    # The merge borrows a pooled connection per page, not for the walk: a source waiting on
+    # its upstream holds none, so many small sources never queue behind the pool's size.
     async with (
         aclosing(pages) as walk,
-        pool.acquire() as connection,
-        ScopeMerge(connection, spec=spec, workspace_id=scope, now=now) as merge,
+        ScopeMerge(pool, spec=spec, workspace_id=scope, now=now) as merge,
     ):
         try:
             async for page in walk:
                 outcome.fetched += len(page.items)
                 if page.total is not None:
                     totals.add(page.total)
+                # Returns once the previous page is merged: this one merges while the next
+                # page is fetched, so counts lag one page until the flush below.
                 await merge.merge_page(page.items)
                 _copy_merge_counts(merge, outcome)
                 progress.page_merged(outcome, total=max(totals) if totals else None)
+            await merge.flush()
         finally:
             _copy_merge_counts(merge, outcome)
         # Only a walk that ended normally reaches this point: a failed page raised above,

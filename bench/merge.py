@@ -1,0 +1,301 @@
+"""Benchmark: the store's merge of GreenLake device pages against raw COPY of the same rows.
+
+All figures come from one process, one embedded PostgreSQL, each variant on a fresh database,
+so the ratios are what count (the machine is shared: absolute seconds move with its load,
+which is printed):
+
+- fresh: `streaming.stream_into_scope` (the code path every source uses: staged merge of each
+  page, links, then the deletion judgement) of N devices into an empty table, pages of 2,000;
+- copy: raw binary COPY of the same rows (typed columns computed beforehand, not timed) into
+  the same empty table: the floor;
+- unchanged: the same N devices again (the resync of an unchanged inventory, merge alone);
+- pool: 32 small sources (5 pages of 200 devices, 0.1 s upstream latency before each page)
+  at once through a pool of 10 connections and through a pool of 32.
+
+Item generation is timed separately and left out of the merge figures.
+
+    .venv/bin/python bench/merge.py [--quick] [--repeat 3] [--sizes 100000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from devices import WORKSPACE, DeviceSource, Page
+
+from inventory_sync.results import SourceOutcome
+from inventory_sync.store import inspection
+from inventory_sync.store.database import open_pool
+from inventory_sync.store.embedded import start_embedded, stop_embedded
+from inventory_sync.store.tables import GLP_DEVICES, GLP_SUBSCRIPTIONS
+from inventory_sync.syncing.progress import NoProgress
+from inventory_sync.syncing.streaming import stream_into_scope
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+COPY_CHUNK = 50_000
+
+
+@dataclass
+class Figures:
+    fresh: dict[int, list[float]] = field(default_factory=dict)
+    copy: dict[int, list[float]] = field(default_factory=dict)
+    unchanged: dict[int, list[float]] = field(default_factory=dict)
+    unchanged_writes: dict[int, list[int]] = field(default_factory=dict)
+    pool: dict[int, list[float]] = field(default_factory=dict)
+
+
+class Database:
+    """Fresh databases on one embedded server."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+
+    async def fresh_pool(self, *, max_size: int = 10) -> asyncpg.Pool:
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(self.server_url)
+        try:
+            await admin.execute(f"CREATE DATABASE {name}")
+        finally:
+            await admin.close()
+        return await open_pool(
+            self.server_url.replace("/postgres?", f"/{name}?"), max_size=max_size
+        )
+
+
+async def timed_pages(pages: Iterator[Page], spent: list[float]) -> AsyncGenerator[Page, None]:
+    """Pages as an async walk; the time spent generating them is added to spent[0]."""
+    while True:
+        started = time.perf_counter()
+        page = next(pages, None)
+        spent[0] += time.perf_counter() - started
+        if page is None:
+            return
+        yield page
+
+
+async def merge_devices(
+    pool: asyncpg.Pool, source: DeviceSource, count: int, *, now: datetime, scope: str = WORKSPACE
+) -> tuple[float, SourceOutcome]:
+    """Seconds the merge of `count` devices took (generation excluded), and its outcome."""
+    outcome = SourceOutcome(name="devices", kind="greenlake/devices")
+    spent = [0.0]
+    started = time.perf_counter()
+    await stream_into_scope(
+        timed_pages(source.pages(count), spent),
+        pool=pool, spec=GLP_DEVICES, scope=scope, outcome=outcome, progress=NoProgress(), now=now,
+    )  # fmt: skip
+    return time.perf_counter() - started - spent[0], outcome
+
+
+async def merge_subscriptions(pool: asyncpg.Pool, source: DeviceSource, scope: str) -> None:
+    outcome = SourceOutcome(name="subscriptions", kind="greenlake/subscriptions")
+
+    async def one_page() -> AsyncGenerator[Page, None]:
+        yield Page(list(source.subscriptions), total=len(source.subscriptions))
+
+    await stream_into_scope(
+        one_page(), pool=pool, spec=GLP_SUBSCRIPTIONS, scope=scope, outcome=outcome,
+        progress=NoProgress(), now=T0,
+    )  # fmt: skip
+
+
+def _timestamp(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def copy_row(item: dict[str, Any], columns: list[str]) -> tuple[Any, ...]:
+    """The row a merge would store for `item`, computed in Python (not timed)."""
+    data = json.dumps(item, separators=(",", ":"), sort_keys=True)
+    archived = item.get("archived")
+    values: dict[str, Any] = {
+        "workspace_id": WORKSPACE,
+        "id": item["id"],
+        "serial_number": item.get("serialNumber"),
+        "mac_address": item.get("macAddress"),
+        "part_number": item.get("partNumber"),
+        "model": item.get("model"),
+        "device_type": item.get("deviceType"),
+        "assigned_state": item.get("assignedState"),
+        "archived": archived if isinstance(archived, bool) else None,
+        "region": item.get("region"),
+        "upstream_updated_at": _timestamp(item.get("updatedAt")),
+        "data": data,
+        "content_hash": hashlib.blake2b(data.encode(), digest_size=16).digest(),
+        "first_seen": T0,
+        "changed_at": T0,
+        "deleted_at": None,
+    }
+    return tuple(values[c] for c in columns)
+
+
+async def raw_copy(pool: asyncpg.Pool, source: DeviceSource, count: int) -> float:
+    """Seconds of binary COPY of `count` device rows into glp_devices (row building excluded)."""
+    async with pool.acquire() as connection:
+        columns = [
+            r["column_name"]
+            for r in await connection.fetch(
+                """SELECT column_name FROM information_schema.columns
+                   WHERE table_name = 'glp_devices' ORDER BY ordinal_position"""
+            )
+        ]
+        spent = 0.0
+        for first in range(0, count, COPY_CHUNK):
+            records = [
+                copy_row(source.device(n), columns)
+                for n in range(first, min(first + COPY_CHUNK, count))
+            ]
+            started = time.perf_counter()
+            await connection.copy_records_to_table("glp_devices", records=records, columns=columns)
+            spent += time.perf_counter() - started
+    return spent
+
+
+async def pool_case(db: Database, *, max_size: int, sources: int = 32) -> float:
+    """Seconds for `sources` small walks at once (each waits 0.1 s upstream before a page)."""
+    pool = await db.fresh_pool(max_size=max_size)
+    try:
+        generator = DeviceSource()
+
+        async def walk(k: int) -> None:
+            scope = f"ws-{k}"
+            base = 1_000_000 * (k + 1)
+
+            async def pages() -> AsyncGenerator[Page, None]:
+                for page in generator.pages(1000, page_size=200, start=base):
+                    await asyncio.sleep(0.1)  # upstream latency: no connection is needed here
+                    yield Page(page.items, total=1000)
+
+            outcome = SourceOutcome(name=scope, kind="greenlake/devices")
+            await stream_into_scope(
+                pages(), pool=pool, spec=GLP_DEVICES, scope=scope, outcome=outcome,
+                progress=NoProgress(), now=T0,
+            )  # fmt: skip
+            assert outcome.inserted == 1000, outcome
+
+        started = time.perf_counter()
+        await asyncio.gather(*(walk(k) for k in range(sources)))
+        return time.perf_counter() - started
+    finally:
+        await pool.close()
+
+
+async def one_size(db: Database, count: int, figures: Figures) -> None:
+    source = DeviceSource()
+    pool = await db.fresh_pool()
+    try:
+        await merge_subscriptions(pool, source, WORKSPACE)
+        seconds, outcome = await merge_devices(pool, source, count, now=T0)
+        assert outcome.inserted == count, outcome
+        figures.fresh.setdefault(count, []).append(seconds)
+        marker = await inspection.write_marker(pool)
+        seconds, outcome = await merge_devices(pool, source, count, now=T0 + timedelta(hours=1))
+        assert outcome.unchanged == count, outcome
+        figures.unchanged.setdefault(count, []).append(seconds)
+        written = await inspection.rows_written_since(pool, marker)
+        figures.unchanged_writes.setdefault(count, []).append(written)
+    finally:
+        await pool.close()
+    pool = await db.fresh_pool()
+    try:
+        await merge_subscriptions(pool, source, WORKSPACE)
+        figures.copy.setdefault(count, []).append(await raw_copy(pool, source, count))
+    finally:
+        await pool.close()
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def report(figures: Figures, sizes: list[int], *, repeat: int, load: tuple[str, str]) -> str:
+    lines = [
+        f"runs per figure: {repeat}; load average (1/5/15 min) before: {load[0]}, after: {load[1]}",
+        "",
+        "| devices | ours fresh | raw COPY | ours / COPY | unchanged resync | unchanged / fresh | rows written by the resync |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n in sizes:
+        fresh, copy, unchanged = (
+            _median(f[n]) for f in (figures.fresh, figures.copy, figures.unchanged)
+        )
+        lines.append(
+            f"| {n:,} | {n / fresh:,.0f} rows/s ({fresh:.1f} s: "
+            f"{', '.join(f'{v:.1f}' for v in figures.fresh[n])}) "
+            f"| {n / copy:,.0f} rows/s ({copy:.1f} s: {', '.join(f'{v:.1f}' for v in figures.copy[n])}) "
+            f"| {copy / fresh:.2f} | {unchanged:.1f} s ({', '.join(f'{v:.1f}' for v in figures.unchanged[n])}) "
+            f"| {unchanged / fresh:.2f} | {max(figures.unchanged_writes[n])} |"
+        )
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+
+        def per_row(values: dict[int, list[float]], n: int) -> float:
+            return _median(values[n]) / n * 1e6
+
+        lines += [
+            "",
+            f"per-row cost {small:,} → {large:,}: ours {per_row(figures.fresh, small):.1f} → "
+            f"{per_row(figures.fresh, large):.1f} µs ({per_row(figures.fresh, large) / per_row(figures.fresh, small):.2f}x); "
+            f"COPY {per_row(figures.copy, small):.1f} → {per_row(figures.copy, large):.1f} µs "
+            f"({per_row(figures.copy, large) / per_row(figures.copy, small):.2f}x)",
+        ]
+    if figures.pool:
+        ten, wide = _median(figures.pool[10]), _median(figures.pool[32])
+        lines += [
+            "",
+            f"32 small sources at once: pool of 10 {ten:.2f} s ({', '.join(f'{v:.2f}' for v in figures.pool[10])}), "
+            f"pool of 32 {wide:.2f} s ({', '.join(f'{v:.2f}' for v in figures.pool[32])}): "
+            f"pool 10 / pool 32 = {ten / wide:.2f}",
+        ]
+    return "\n".join(lines)
+
+
+async def main(sizes: list[int], repeat: int, *, pools: bool) -> None:
+    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    figures = Figures()
+    with tempfile.TemporaryDirectory() as directory:
+        data = Path(directory) / "pg"
+        db = Database(start_embedded(data))
+        try:
+            for _ in range(repeat):
+                for n in sizes:
+                    await one_size(db, n, figures)
+                if pools:
+                    for size in (10, 32):
+                        figures.pool.setdefault(size, []).append(await pool_case(db, max_size=size))
+        finally:
+            stop_embedded(data)  # also when a run fails: no server outlives the benchmark
+    load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(report(figures, sizes, repeat=repeat, load=(load_before, load_after)))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 20k and 100k devices, once"
+    )
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--no-pool", action="store_true", help="skip the 32-source pool case")
+    arguments = parser.parse_args()
+    if arguments.quick:
+        chosen, repeat = [20_000, 100_000], 1
+    else:
+        chosen, repeat = [int(s) for s in arguments.sizes.split(",") if s], arguments.repeat
+    asyncio.run(main(chosen, repeat, pools=not arguments.no_pool))
