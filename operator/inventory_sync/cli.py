@@ -74,7 +74,8 @@ async def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from inventory_sync.doctoring.command import Options, doctor
 
     options = Options(
-        namespaces=tuple(args.namespace),
+        # In the operator's pod INVENTORY_SYNC_WATCH_NAMESPACES says where it works.
+        namespaces=tuple(args.namespace or settings.namespaces),
         operator=args.as_operator,
         database_url=args.database_url,
         check_credentials=args.check_credentials,
@@ -158,7 +159,7 @@ def _add_doctor(commands: Any) -> None:
         action="append",
         default=[],
         help="check SyncSchedules and Fabrics (and namespaced rights) in this namespace "
-        "(repeatable; default: all namespaces)",
+        "(repeatable; default: INVENTORY_SYNC_WATCH_NAMESPACES, else all namespaces)",
     )
     doctor.add_argument(
         "--as-operator",
