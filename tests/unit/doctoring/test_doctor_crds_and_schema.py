@@ -196,3 +196,26 @@ def test_text_and_json_carry_the_same_lines() -> None:
     assert body["summary"] == {"pass": 1, "warn": 0, "fail": 1}
     assert body["checks"][1] == {"check": "rbac", "subject": "b", "level": "FAIL",
                                  "message": "missing watch"}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_a_malformed_as_operator_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    from inventory_sync import cli
+
+    assert cli.main(["doctor", "--as-operator", "no-slash"]) == 2
+    assert "--as-operator 'no-slash': use NAMESPACE/NAME" in capsys.readouterr().err
+
+
+def test_an_unusable_kubeconfig_is_a_failed_check_and_the_database_is_still_looked_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inventory_sync import cli
+
+    monkeypatch.delenv("INVENTORY_SYNC_DATABASE_URL", raising=False)
+    code = cli.main(["doctor", "--kubeconfig", str(tmp_path / "absent")])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert lines[0].startswith("FAIL  kubernetes  kubeconfig: ")
+    assert lines[1].startswith("WARN  database    connection: not checked")
