@@ -5,6 +5,8 @@ The chart (helm/inventory-sync-operator) and the top-level crds/ are the sources
 Derived from them, and never edited by hand:
 
 * helm/inventory-sync-operator/crds/*.yaml: byte-identical copies of crds/*.yaml;
+* operator/inventory_sync/doctoring/crds/*.yaml: the same copies, packaged, so that
+  `inventory-sync doctor` knows the CRDs its build expects without the repository;
 * manifests/base/: `helm template` of the chart's defaults (release inventory-sync-operator,
   namespace inventory-sync-system), one file per chart template, the CRDs, a Namespace and a
   kustomization.yaml; manifests/kustomization.yaml points at it (`kubectl apply -k manifests/`);
@@ -48,6 +50,7 @@ NAMESPACE = "inventory-sync-system"
 MANIFESTS = Path("manifests")
 HEALTH = Path("health/argocd")
 ARGOCD_CM = Path("examples/argocd/argocd-cm-health.yaml")
+PACKAGED_CRDS = Path("operator/inventory_sync/doctoring/crds")
 BASE = MANIFESTS / "base"
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
@@ -248,6 +251,7 @@ def expected_files(root: Path, helm: str) -> dict[Path, str]:
     files: dict[Path, str] = {}
     for crd in crd_sources:
         files[CHART / "crds" / crd.name] = crd.read_text()
+        files[PACKAGED_CRDS / crd.name] = crd.read_text()
 
     documents = split_render(helm_template(helm, root))
     by_template: dict[str, list[str]] = {}
@@ -378,6 +382,7 @@ def generated_paths(root: Path) -> set[Path]:
     """The files now on disk that this script owns (to spot strays)."""
     owned = {p.relative_to(root) for p in (root / MANIFESTS).rglob("*") if p.is_file()}
     owned |= {p.relative_to(root) for p in (root / CHART / "crds").glob("*") if p.is_file()}
+    owned |= {p.relative_to(root) for p in (root / PACKAGED_CRDS).glob("*") if p.is_file()}
     return owned
 
 

