@@ -5,7 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from inventory_sync.simulator.admission import admit, reply
-from inventory_sync.simulator.dataset import CENTRAL_DEVICE_FIELDS, JsonObject
+from inventory_sync.simulator.dataset import (
+    CENTRAL_INVENTORY_FIELDS,
+    CENTRAL_MONITORING_FIELDS,
+    JsonObject,
+)
 from inventory_sync.simulator.querying import apply_query
 from inventory_sync.simulator.responses import bad_query, int_param
 
@@ -41,12 +45,16 @@ async def _list(request: web.Request, *, onboarded_only: bool) -> web.Response:
             request, "limit", default=bounds.default, minimum=1, maximum=bounds.maximum
         )
         page_number = int_param(request, "next", default=1, minimum=1)
+        fields = CENTRAL_MONITORING_FIELDS if onboarded_only else CENTRAL_INVENTORY_FIELDS
         items = admission.workspace.central_devices(onboarded_only=onboarded_only)
         if not onboarded_only:
             items = _site_assigned(request, items)
-        items = apply_query(request, items, CENTRAL_DEVICE_FIELDS)
+        items = apply_query(request, items, fields)
         start = (page_number - 1) * limit
-        page = items[start : start + limit]
+        # Each endpoint answers its own view of the stored device (see dataset.py).
+        page = [
+            {k: v for k, v in item.items() if k in fields} for item in items[start : start + limit]
+        ]
         body = {
             "items": page,
             "total": len(items),

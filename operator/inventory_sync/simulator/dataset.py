@@ -41,13 +41,28 @@ SUBSCRIPTION_FIELDS = frozenset(
         "updatedAt", "tags",
     }
 )  # fmt: skip
-CENTRAL_DEVICE_FIELDS = frozenset(
+#: New Central's device-inventory item, as the vendor's published API example shows it
+#: (HPE's Postman collection for network-monitoring): `id` is the serial number again,
+#: `isProvisioned` a "YES"/"NO" string. pycentral's device model reads most of these too.
+CENTRAL_INVENTORY_FIELDS = frozenset(
     {
-        "id", "deviceName", "deviceType", "serialNumber", "macAddress", "model", "partNumber",
-        "status", "softwareVersion", "ipv4", "ipv6", "lastSeenAt", "siteId", "siteName",
-        "deviceGroupName", "role", "persona", "tier", "configStatus",
+        "id", "type", "serialNumber", "macAddress", "deviceName", "deviceType", "siteId",
+        "siteName", "model", "partNumber", "deployment", "role", "persona", "deviceFunction",
+        "softwareVersion", "ipv4", "status", "deviceGroupId", "deviceGroupName", "scopeId",
+        "isProvisioned", "stackId", "tier",
     }
 )  # fmt: skip
+#: New Central's monitored-device item (GET /network-monitoring/v1/devices), same example.
+CENTRAL_MONITORING_FIELDS = frozenset(
+    {
+        "id", "type", "serialNumber", "macAddress", "deviceName", "deviceType", "siteId",
+        "siteName", "model", "partNumber", "deployment", "role", "persona", "deviceFunction",
+        "softwareVersion", "ipv4", "ipv6", "status", "uptimeInMillis", "lastSeenAt",
+        "buildingId", "floorId", "configStatus", "configLastModifiedAt", "clusterName",
+    }
+)  # fmt: skip
+#: What the simulator stores per Central device: both views' fields.
+CENTRAL_DEVICE_FIELDS = CENTRAL_INVENTORY_FIELDS | CENTRAL_MONITORING_FIELDS
 _SERIAL_PREFIXES = ("CN", "SG", "TW", "VN")
 _ALNUM = string.ascii_uppercase + string.digits
 
@@ -227,43 +242,66 @@ class ItemFactory:
         part_number: str,
         onboarded: bool,
     ) -> JsonObject:
-        """A New Central device (device-inventory / devices item)."""
+        """A New Central device: the union of its device-inventory and /devices fields."""
         rng = self.rng
         site_index = rng.randrange(len(catalog.SITES))
         prefix = {"ACCESS_POINT": "AP", "SWITCH": "SW", "GATEWAY": "GW"}[central_type]
         role, persona = rng.choice(catalog.ROLES[central_type])
+        group = rng.choice(catalog.DEVICE_GROUPS[central_type])
+        modified = self.moment(HISTORY_END - timedelta(days=90), HISTORY_END)
         item: JsonObject = {
-            "id": self.uuid(),
-            "deviceName": f"{prefix}-{catalog.SITES[site_index]}-{rng.randrange(1000):03d}",
-            "deviceType": central_type,
+            # The vendor's example repeats the serial number as the id: no separate device id.
+            "id": serial,
+            "type": "network-monitoring/device-monitoring",
             "serialNumber": serial,
             "macAddress": mac.lower(),
+            "deviceName": f"{prefix}-{catalog.SITES[site_index]}-{rng.randrange(1000):03d}",
+            "deviceType": central_type,
+            "siteId": str(hash_int(self.workspace_id, site_index) % 10**8),
+            "siteName": catalog.SITES[site_index],
             "model": model,
             "partNumber": part_number,
-            "status": "ONLINE" if rng.random() < 0.86 else "OFFLINE",
+            "deployment": "Standalone" if rng.random() < 0.8 else "Stack",
+            "role": role,
+            "persona": persona,
+            "deviceFunction": catalog.DEVICE_FUNCTIONS.get(persona, persona),
             "softwareVersion": rng.choice(catalog.SOFTWARE[central_type]),
             "ipv4": f"10.{site_index}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
             "ipv6": f"fd00:{site_index:x}::{rng.randrange(1, 0xFFFF):x}"
             if rng.random() < 0.3
             else None,
+            "status": "ONLINE" if rng.random() < 0.86 else "OFFLINE",
+            "uptimeInMillis": rng.randrange(60_000, 90 * 86_400_000),
             "lastSeenAt": format_timestamp(
                 self.moment(HISTORY_END - timedelta(days=7), HISTORY_END)
             ),
-            "siteId": str(uuid.UUID(int=hash_int(self.workspace_id, site_index), version=4)),
-            "siteName": catalog.SITES[site_index],
-            "deviceGroupName": rng.choice(catalog.DEVICE_GROUPS[central_type]),
-            "role": role,
-            "persona": persona,
-            "tier": rng.choice(("ADVANCED", "FOUNDATION")),
+            "buildingId": str(uuid.UUID(int=hash_int(self.workspace_id, 100 + site_index))),
+            "floorId": None,
             "configStatus": self.weighted(catalog.CONFIG_STATUSES),
+            "configLastModifiedAt": format_timestamp(modified),
+            "clusterName": None,
+            "deviceGroupId": str(hash_int(group, 7) % 10**8),
+            "deviceGroupName": group,
+            "scopeId": str(rng.randrange(10**11, 10**12)),
+            "isProvisioned": "YES",
+            "stackId": None,
+            "tier": rng.choice(catalog.TIERS[central_type]),
         }
+        if item["deployment"] == "Stack" and central_type == "SWITCH":
+            item["stackId"] = f"{rng.randrange(16**8):08x}-{rng.randrange(16**7):07x}"
+        elif item["deployment"] == "Stack":
+            item["deployment"] = "Standalone"
         if not onboarded:
-            # Known to the inventory (claimed) but never connected: nothing observed yet.
+            # Claimed in the inventory but never connected: nothing observed or configured yet.
             for name in ("deviceName", "status", "softwareVersion", "ipv4", "ipv6", "lastSeenAt"):
                 item[name] = None
-            for name in ("siteId", "siteName", "deviceGroupName", "role", "persona"):
+            for name in ("siteId", "siteName", "deviceGroupId", "deviceGroupName", "role"):
                 item[name] = None
-            item["configStatus"] = "NOT_ONBOARDED"
+            for name in ("persona", "deviceFunction", "uptimeInMillis", "buildingId"):
+                item[name] = None
+            item["configStatus"] = None
+            item["configLastModifiedAt"] = None
+            item["isProvisioned"] = "NO"
         return item
 
 

@@ -108,7 +108,7 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
     async def confirm_central(ids: Sequence[str]) -> list[dict[str, Any]]:
         # Page numbers shift like offsets, and the API has no documented lookup by id: when a
         # complete walk missed stored rows, a second walk tells whether they still exist.
-        return await _rewalk(central_client.pages(), ids, id_field="id")
+        return await _rewalk(central_client.pages(), ids, id_field="serialNumber")
 
     return _Walk(
         CENTRAL_DEVICES,
