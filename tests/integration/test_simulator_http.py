@@ -354,7 +354,8 @@ def test_page_number_walk_covers_everything_and_ends_with_null_next(
     # Each endpoint answers its own view (the vendor's examples): monitoring facts on /devices,
     # provisioning facts on the inventory.
     assert all(set(item) == CENTRAL_MONITORING_FIELDS for item in onboarded)
-    assert "lastSeenAt" not in items[0] and "scopeId" not in onboarded[0]
+    assert "lastSeenAt" not in items[0]
+    assert "scopeId" not in onboarded[0]
     first = client.get(INVENTORY).json()
     assert (first["count"], first["next"]) == (100, 2)  # no next and no limit: page 1 of 100
 
