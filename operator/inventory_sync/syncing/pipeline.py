@@ -17,7 +17,8 @@ from inventory_sync.results import RunResult, RunState, SourceOutcome, SourceSta
 from inventory_sync.syncing.credentials import SecretReader
 from inventory_sync.syncing.progress import NoProgress, ProgressListener
 from inventory_sync.syncing.session import UpstreamSession
-from inventory_sync.syncing.sources import SourceContext, sync_source
+from inventory_sync.syncing.context import SourceContext
+from inventory_sync.syncing.sources import sync_source
 
 logger = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import httpx
 
+from inventory_sync.errors import UpstreamProtocolError
 from inventory_sync.upstream.paging import Page, chunked, decode_offset_page
 from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
 from inventory_sync.upstream.requesting import Requester
@@ -120,6 +121,14 @@ class GreenLakeClient:
         async with aclosing(walk) as pages:
             async for page in pages:
                 yield page
+
+    async def count(self, resource: Resource, *, filter: str | None = None) -> int:
+        """How many items `resource` holds now (with `filter`: how many match), for one request:
+        the `total` of a one-item page."""
+        page = await self._fetch(resource, offset=0, size=1, filter=filter, sort=None)
+        if page.total is None:
+            raise UpstreamProtocolError(f"GET {self._base_url}{_PATHS[resource]}: no 'total'")
+        return page.total
 
     async def fetch_by_ids(
         self, resource: Resource, ids: Sequence[str], *, chunk_size: int = _IDS_PER_FILTER
