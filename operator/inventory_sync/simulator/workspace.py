@@ -98,12 +98,18 @@ class WorkspaceState:
 
     # -- changing GreenLake devices --------------------------------------------------------
 
-    def add_glp_devices(self, count: int, *, created_at: str | None = None) -> list[str]:
-        """Claim `count` new unassigned devices; createdAt defaults to now. Returns their ids."""
+    def add_glp_devices(
+        self, count: int, *, created_at: str | None = None, skew_seconds: float = 0.0
+    ) -> list[str]:
+        """Claim `count` new unassigned devices; createdAt defaults to now. Returns their ids.
+
+        `skew_seconds` stamps updatedAt that far off the server's clock (negative: a node
+        whose clock lags), so a client's high-water mark can miss the change.
+        """
         ids = []
         with self._lock:
             for _ in range(count):
-                stamp = self._now()
+                stamp = self._now() + timedelta(seconds=skew_seconds)
                 created = parse_timestamp(created_at) if created_at else stamp
                 item = self._factory.glp_device(
                     self._factory.hardware(),
@@ -126,8 +132,9 @@ class WorkspaceState:
                 self._device_order = [k for k in self._device_order if k[1] not in dropped]
         return gone
 
-    def touch_glp_devices(self, ids: Iterable[str]) -> list[str]:
-        """Change a tag on each device and advance its updatedAt; returns the ids that existed."""
+    def touch_glp_devices(self, ids: Iterable[str], *, skew_seconds: float = 0.0) -> list[str]:
+        """Change a tag on each device and advance its updatedAt (off by `skew_seconds`, see
+        add_glp_devices); returns the ids that existed."""
         touched = []
         with self._lock:
             for device_id in dict.fromkeys(ids):
@@ -136,7 +143,7 @@ class WorkspaceState:
                     continue
                 self._touches += 1
                 tags = {**item["tags"], "simulatorTouch": str(self._touches)}
-                stamp = format_timestamp(self._now())
+                stamp = format_timestamp(self._now() + timedelta(seconds=skew_seconds))
                 self._devices[device_id] = {**item, "tags": tags, "updatedAt": stamp}
                 touched.append(device_id)
         return touched
