@@ -71,6 +71,7 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
         api_version=central.api_version,
         page_size=central.page_size,
         max_concurrent_pages=session.concurrency.central,
+        gate=session.gate_for(central.token_url, credentials.client_id),
     )
 
     async def confirm_central(ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -103,6 +104,7 @@ async def _greenlake_client(ctx: SourceContext, source: Source) -> GreenLakeClie
         policy=session.policy,
         page_size=glp.page_size,
         max_concurrent_pages=session.concurrency.greenlake,
+        gate=session.gate_for(glp.token_url, credentials.client_id),
     )
 
 

@@ -62,11 +62,12 @@ class CentralClient:
         policy: RetryPolicy,
         api_version: ApiVersion = "v1",
         page_size: int = MAX_PAGE_SIZE,
-        max_concurrent_pages: int = 4,
+        max_concurrent_pages: int = 8,
         request_timeout: float = 30,
         path: str | None = None,
         limits: CentralLimits | None = None,
         sleep: Sleep = asyncio.sleep,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -81,7 +82,12 @@ class CentralClient:
         self._max_concurrent = max_concurrent_pages
         self._limits = limits or CentralLimits()
         self._requester = Requester(
-            http, tokens=tokens, policy=policy, request_timeout=request_timeout, sleep=sleep
+            http,
+            tokens=tokens,
+            policy=policy,
+            request_timeout=request_timeout,
+            sleep=sleep,
+            gate=gate,
         )
 
     @property

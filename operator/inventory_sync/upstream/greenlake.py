@@ -60,10 +60,11 @@ class GreenLakeClient:
         workspace_id: str,
         policy: RetryPolicy,
         page_size: int | None = None,
-        max_concurrent_pages: int = 4,
+        max_concurrent_pages: int = 8,
         request_timeout: float = 30,
         limits: GreenLakeLimits | None = None,
         sleep: Sleep = asyncio.sleep,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         if page_size is not None and page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -76,7 +77,12 @@ class GreenLakeClient:
         self._max_concurrent = max_concurrent_pages
         self._limits = limits or GreenLakeLimits()
         self._requester = Requester(
-            http, tokens=tokens, policy=policy, request_timeout=request_timeout, sleep=sleep
+            http,
+            tokens=tokens,
+            policy=policy,
+            request_timeout=request_timeout,
+            sleep=sleep,
+            gate=gate,
         )
 
     @property
