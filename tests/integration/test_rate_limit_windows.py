@@ -21,7 +21,7 @@ from inventory_sync.upstream import (
 
 pytestmark = pytest.mark.integration
 
-LIMIT, WINDOW = 6, 1.0  # a short window keeps the test fast; the logic is the 160/min one
+LIMIT, WINDOW = 6, 2.0  # a short window keeps the test fast; the logic is the 160/min one
 
 
 @pytest.fixture

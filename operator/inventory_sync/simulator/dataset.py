@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import random
 import string
 import uuid
@@ -310,123 +309,14 @@ def hash_int(text: str, salt: int) -> int:
     return random.Random(f"{text}/{salt}").getrandbits(128)
 
 
-@functools.lru_cache(maxsize=8)
 def generate_workspace(config: WorkspaceConfig, *, seed: int) -> Dataset:
-    """All items of one workspace; the same seed and config always give the same items.
+    """Every item of one workspace, built now: for small datasets and tests. The simulator
+    itself reads generation.WorkspaceData, which builds an item only when it is asked for."""
+    from inventory_sync.simulator.generation import workspace_data  # generation imports us
 
-    Cached (the default workspace takes about a second): callers copy the lists and, like
-    everyone, never change an item in place.
-    """
-    size = config.dataset
-    factory = ItemFactory(random.Random(f"{seed}/{config.workspace_id}"), config.workspace_id)
-    rng = factory.rng
-
-    hardware = [factory.hardware() for _ in range(size.glp_devices)]
-    capable = [i for i, h in enumerate(hardware) if h.central_type]
-    for i in (i for i, h in enumerate(hardware) if not h.central_type):
-        if len(capable) >= size.central_overlap:
-            break
-        hardware[i] = catalog.HARDWARE[0]  # too few Central-managed devices for the overlap
-        capable.append(i)
-
-    # Every plan once (all STARTED) so each device type finds a subscription, then at random.
-    plans = [catalog.PLANS[i % len(catalog.PLANS)] for i in range(min(size.subscriptions, 7))]
-    plans += [rng.choice(catalog.PLANS) for _ in range(size.subscriptions - len(plans))]
-    statuses = ["STARTED" if i < len(catalog.PLANS) else "" for i in range(len(plans))]
-    statuses = [s or factory.weighted(catalog.SUBSCRIPTION_STATUSES) for s in statuses]
-    sub_ids = [factory.uuid() for _ in plans]
-    started = [i for i, s in enumerate(statuses) if s == "STARTED"] or list(range(len(plans)))
-
-    linked = sorted(rng.sample(range(size.glp_devices), size.linked_devices))
-    unknown = set(rng.sample(linked, size.unknown_subscription_links))
-    unknown_ids = [factory.uuid() for _ in range(min(3, len(unknown)))]
-    links: dict[int, str] = {}
-    link_counts = [0] * len(plans)
-    for i in linked:
-        if i in unknown:
-            links[i] = rng.choice(unknown_ids)
-            continue
-        fitting = [j for j in started if hardware[i].glp_type in plans[j].serves] or started
-        j = rng.choice(fitting)
-        links[i] = sub_ids[j]
-        link_counts[j] += 1
-
-    subscriptions = []
-    for j, plan in enumerate(plans):
-        item = factory.subscription(plan, statuses[j], linked=link_counts[j])
-        item["id"] = sub_ids[j]
-        subscriptions.append(item)
-
-    devices = []
-    for i, hw in enumerate(hardware):
-        created = factory.moment(HISTORY_START, HISTORY_END - timedelta(days=1))
-        table = catalog.ASSIGNED_STATES_LINKED if i in links else catalog.ASSIGNED_STATES_UNLINKED
-        state = factory.weighted(table)
-        if not size.undocumented_values:
-            # Drawn all the same, so both profiles generate the same devices otherwise.
-            state = catalog.DOCUMENTED_STAND_IN.get(state, state)
-        devices.append(
-            factory.glp_device(
-                hw,
-                subscription_id=links.get(i),
-                assigned_state=state,
-                created=created,
-                updated=factory.moment(created, HISTORY_END),
-            )
-        )
-    _ensure_rare_states(devices, rng, undocumented=size.undocumented_values)
-    _assign_dedicated_platform(devices, random.Random(f"{seed}/{config.workspace_id}/dedicated"))
-
-    overlap = rng.sample(capable, size.central_overlap)
-    not_onboarded = set(rng.sample(range(size.central_devices), size.central_not_onboarded))
-    central = []
-    for k in range(size.central_devices):
-        if k < len(overlap):
-            twin, hw = devices[overlap[k]], hardware[overlap[k]]
-            serial, mac = twin["serialNumber"], twin["macAddress"]
-        else:
-            hw = factory.hardware(central_only=True)
-            serial, mac = factory.serial(), factory.mac()
-        assert hw.central_type is not None  # overlap draws from Central-managed hardware only
-        central.append(
-            factory.central_device(
-                hw.central_type,
-                serial=serial,
-                mac=mac,
-                model=hw.model,
-                part_number=hw.part_number,
-                onboarded=k not in not_onboarded,
-            )
-        )
-    return Dataset(subscriptions=subscriptions, glp_devices=devices, central_devices=central)
-
-
-def _ensure_rare_states(
-    devices: list[JsonObject], rng: random.Random, *, undocumented: bool
-) -> None:
-    """Make sure every unusual assignedState occurs at least once in a non-trivial dataset."""
-    if len(devices) < 20:
-        return
-    present = {d["assignedState"] for d in devices}
-    common = [i for i, d in enumerate(devices) if d["assignedState"] == "ASSIGNED_TO_SERVICE"]
-    rare = ("ASSIGNED_TO_ACTIVATE_CONFIG", "PENDING_TRANSFER")
-    for state in rare if undocumented else rare[:1]:
-        if state not in present and common:
-            devices[common.pop(rng.randrange(len(common)))]["assignedState"] = state
-
-
-def _assign_dedicated_platform(devices: list[JsonObject], rng: random.Random) -> None:
-    """About 1 in 200 unlinked devices serve a dedicated platform workspace (documented state
-    ASSIGNED_TO_DEDICATED_PLATFORM, with `dedicatedPlatformWorkspace {id}`); at least one once
-    there are 20 devices. Its own RNG: the rest of the dataset stays as it was."""
-    if len(devices) < 20:
-        return
-    unlinked = [i for i, d in enumerate(devices) if not d["subscription"]]
-    if not unlinked:
-        return
-    workspace = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-    for i in rng.sample(unlinked, max(1, len(unlinked) // 200)):
-        devices[i]["assignedState"] = "ASSIGNED_TO_DEDICATED_PLATFORM"
-        devices[i]["application"] = None
-        devices[i]["region"] = None
-        devices[i]["dedicatedPlatformWorkspace"] = {"id": workspace}
+    data = workspace_data(config, seed=seed)
+    return Dataset(
+        subscriptions=list(data.subscriptions),
+        glp_devices=[data.glp_device(i) for i in range(data.n)],
+        central_devices=[data.central_at(p) for p in range(data.m)],
+    )

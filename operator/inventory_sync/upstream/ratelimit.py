@@ -115,14 +115,15 @@ class RateLimiter:
         """The server counted `used` requests in its window when it took ours (sent at
         `sent_at`); its oldest leaves in `reset` seconds. What it counted beyond our own
         requests becomes placeholder slots, freeing between `reset` and a full period from
-        now (the server says only when the first frees); too many placeholders are dropped."""
+        now (the server says only when the first frees). Placeholders are never dropped early:
+        an answer may be older than the last one seen, so a lower count proves nothing."""
         now = self._clock()
         self._expire(now)
         ours = bisect.bisect_right(self._stamps, sent_at)
         foreign = max(0, min(used, self.limit) - ours)
+        # Only ever more: answers arrive out of order, and an older one may count fewer.
         extra = foreign - len(self._foreign)
-        if extra < 0:
-            del self._foreign[len(self._foreign) + extra :]
+        if extra <= 0:
             return
         first = now + (self.period if reset is None else min(max(reset, 0.0), self.period))
         last = now + self.period + self.margin
@@ -139,18 +140,26 @@ class RateLimiter:
 
 
 class Ticket:
-    """One admitted request: re-stamp it with `sending()` right before it leaves."""
+    """One admitted request: re-stamp it with `sending()` right before it leaves and with
+    `answered()` when its answer (or failure) is in."""
 
-    __slots__ = ("_limiter", "sent_at", "waited")
+    __slots__ = ("_limiter", "_stamp", "sent_at", "waited")
 
     def __init__(self, limiter: RateLimiter, stamped: float, waited: float) -> None:
         self._limiter = limiter
+        self._stamp = stamped
         self.sent_at = stamped
         self.waited = waited
 
     def sending(self) -> None:
-        """The request leaves now: its slot frees one period (+ margin) from now."""
-        self.sent_at = self._limiter._restamp(self.sent_at)
+        """The request leaves now."""
+        self._stamp = self.sent_at = self._limiter._restamp(self._stamp)
+
+    def answered(self) -> None:
+        """The answer is in: the server counted the request at some moment before now, so its
+        slot frees one period (+ margin) from now, never before the server's does, however
+        long the request queued or travelled."""
+        self._stamp = self._limiter._restamp(self._stamp)
 
 
 def window_headers(headers: Mapping[str, str]) -> tuple[int | None, int | None, float | None]:

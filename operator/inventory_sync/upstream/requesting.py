@@ -128,9 +128,13 @@ class Requester:
             async with self._gate or contextlib.nullcontext():
                 if ticket is not None:
                     ticket.sending()
-                response = await self._http.get(
-                    url, params=params, headers=headers, timeout=self._timeout
-                )
+                try:
+                    response = await self._http.get(
+                        url, params=params, headers=headers, timeout=self._timeout
+                    )
+                finally:
+                    if ticket is not None:
+                        ticket.answered()
             if window is not None and ticket is not None:
                 server_limit, remaining, reset = window_headers(response.headers)
                 if remaining is not None:

@@ -82,13 +82,15 @@ def test_rejects_a_nonsense_budget() -> None:
         RateLimiter(1, 0)
 
 
-async def test_a_slot_frees_one_period_after_the_request_left_not_when_it_was_admitted(
+async def test_a_slot_frees_one_period_after_the_answer_came_not_when_it_was_admitted(
     clock: Any,
 ) -> None:
     limiter = RateLimiter(1, 10, clock=clock, sleep=clock.sleep)
     ticket = await limiter.admit()
     clock.now += 3  # waited 3 s for a connection slot before it was sent
     ticket.sending()
+    clock.now += 2  # the answer took 2 s: the server counted it somewhen in between
+    ticket.answered()
     assert await limiter.acquire() == pytest.approx(10)
 
 
@@ -110,14 +112,16 @@ async def test_a_fresh_limiter_learns_what_the_server_already_counted(clock: Any
     assert waits[10] == pytest.approx(12)
 
 
-async def test_placeholders_go_when_the_server_counts_fewer(clock: Any) -> None:
+async def test_placeholders_stay_until_they_expire_whatever_a_later_answer_says(
+    clock: Any,
+) -> None:
     limiter = RateLimiter(10, 60, clock=clock, sleep=clock.sleep)
     first = await limiter.admit()
     limiter.observe(used=9, reset=30, sent_at=first.sent_at)
     assert limiter.in_window == 9
     second = await limiter.admit()
-    limiter.observe(used=3, reset=30, sent_at=second.sent_at)  # others' requests left
-    assert limiter.in_window == 3  # our 2 + 1 placeholder
+    limiter.observe(used=3, reset=30, sent_at=second.sent_at)  # maybe an older answer
+    assert limiter.in_window == 10  # our 2 + the 8 placeholders
     clock.now += 61
     assert limiter.in_window == 0
 
