@@ -90,10 +90,11 @@ def generate_classic_devices(config: WorkspaceConfig, *, seed: int) -> tuple[Jso
     """
     size = config.dataset
     data = workspace_data(config, seed=seed)
-    factory = ItemFactory(random.Random(f"{seed}/{config.workspace_id}/classic"), "classic")
+    rng = random.Random(f"{seed}/{config.workspace_id}/classic")
+    factory = ItemFactory(rng, "classic")
     shared = min(round(size.classic_devices * size.classic_overlap_share), data.m)
     # Indices, not items: New Central may hold millions of generated devices.
-    twins = [data.central_device(k) for k in factory.rng.sample(range(data.m), shared)]
+    twins = [data.central_device(k) for k in rng.sample(range(data.m), shared)]
     devices = []
     for k in range(size.classic_devices):
         if k < shared:
@@ -117,7 +118,7 @@ def generate_classic_devices(config: WorkspaceConfig, *, seed: int) -> tuple[Jso
                 part_number=part_number,
             )
         )
-    factory.rng.shuffle(devices)  # listed in claim order, not grouped by overlap
+    rng.shuffle(devices)  # listed in claim order, not grouped by overlap
     return tuple(devices)
 
 

@@ -49,7 +49,7 @@ class WorkspaceData:
         self.workspace_id = config.workspace_id
         key = f"{seed}/{config.workspace_id}".encode()
         self._key = key
-        self._rng_base = Draws(key, 99).bits(48) * 100_003
+        self._rng_base = Draws(key, 99).bits(60) << 40
         self.n = size.glp_devices
         self.m = size.central_devices
         self.ids = IdCodec(key + b"/ids")
@@ -149,7 +149,8 @@ class WorkspaceData:
         )
 
     def _rng(self, salt: int, index: int) -> random.Random:
-        return random.Random(self._rng_base + salt * 1_000_000_007 + index)
+        # random.Random draws in C: several times faster per item than Draws' big integers.
+        return random.Random(self._rng_base + (index << 3) + salt)
 
     def glp_hardware(self, i: int) -> catalog.Hardware:
         rank = self._links(i)
@@ -178,7 +179,7 @@ class WorkspaceData:
             subscription = self._unknown_ids[
                 Draws(self._key + b"/unknown", i).below(len(self._unknown_ids))
             ]
-        factory = ItemFactory(self._rng(2, i), self.workspace_id)
+        factory = ItemFactory(self._rng(2, i), self.workspace_id, own_names=False)
         state = factory.weighted(
             catalog.ASSIGNED_STATES_LINKED if linked else catalog.ASSIGNED_STATES_UNLINKED
         )
@@ -196,10 +197,8 @@ class WorkspaceData:
             assigned_state=state,
             created=created,
             updated=updated,
+            identity=(self.ids.encode(i), self.serials.encode(i), self.mac(i)),
         )
-        item["id"] = self.ids.encode(i)
-        item["serialNumber"] = self.serials.encode(i)
-        item["macAddress"] = self.mac(i)
         if not linked and rank - self._linked < self._dedicated:
             item["assignedState"] = "ASSIGNED_TO_DEDICATED_PLATFORM"
             item["application"] = None
@@ -215,13 +214,14 @@ class WorkspaceData:
 
     def central_device(self, k: int) -> JsonObject:
         """Central device k (0 <= k < m); k < overlap shares a GreenLake device's serial."""
-        factory = ItemFactory(self._rng(3, k), self.workspace_id)
+        draws = self._rng(3, k)
+        factory = ItemFactory(draws, self.workspace_id, own_names=False)
         if k < self.overlap:
             twin = self.twin_of(k)
             hardware = self.glp_hardware(twin)
             serial, mac = self.serials.encode(twin), self.mac(twin)
         else:
-            hardware = _hardware_for(factory.rng, _CAPABLE)
+            hardware = _hardware_for(draws, _CAPABLE)
             serial, mac = self.serials.encode(self.n + k), self.mac(self.n + k)
         assert hardware.central_type is not None  # twins and Central-only draw capable hardware
         onboarded = self._not_onboarded(k) >= self.config.dataset.central_not_onboarded

@@ -16,6 +16,8 @@ _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _SERIAL_SPACE = 36**8
 _ID_BITS = 62
 _ID_SPACE = 1 << _ID_BITS
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
 
 
 class Draws:
@@ -49,6 +51,31 @@ class Draws:
 
     def choice(self, values: Sequence[_T]) -> _T:
         return values[self.below(len(values))]
+
+    # The subset of random.Random that dataset.ItemFactory uses, so one item's fields can be
+    # drawn from (seed, index) with the same code that draws added items from a Random.
+
+    def random(self) -> float:
+        return self.unit()
+
+    def randrange(self, start: int, stop: int | None = None) -> int:
+        if stop is None:
+            start, stop = 0, start
+        return start + self.below(stop - start)
+
+    def randint(self, low: int, high: int) -> int:
+        return low + self.below(high - low + 1)
+
+    def getrandbits(self, count: int) -> int:
+        return self.bits(count)
+
+    def choices(
+        self, population: Sequence[_T], weights: Sequence[float] | None = None, *, k: int = 1
+    ) -> list[_T]:
+        if weights is None:
+            return [population[self.below(len(population))] for _ in range(k)]
+        bounds = list(accumulate(weights))
+        return [population[bisect.bisect_right(bounds, self.unit() * bounds[-1])] for _ in range(k)]
 
     def bits(self, count: int) -> int:
         """`count` random bits (at most 64 at a time are taken from the stream)."""
@@ -99,12 +126,17 @@ class IdCodec:
         self._a = draws.bits(_ID_BITS) | 1
         self._b = draws.bits(_ID_BITS)
         self._inverse = pow(self._a, -1, _ID_SPACE)
-        self._key = key
+        self._salt = draws.bits(64)
 
     def encode(self, index: int) -> str:
         low = (self._a * index + self._b) % _ID_SPACE
-        high = Draws(self._key, low).bits(64)
-        return str(uuid.UUID(int=(high << 64) | low, version=4))
+        # The other bits only make ids look random: a multiplicative hash of the low ones.
+        high = ((low * _GOLDEN) ^ self._salt) & _MASK64
+        value = (high << 64) | low
+        value = (value & ~(0xF << 76)) | (4 << 76)  # version 4
+        value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+        h = f"{value:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def decode(self, text: str) -> int | None:
         """The index `text` encodes, or None when it is not one of ours."""
@@ -135,7 +167,7 @@ class SerialCodec:
         for _ in range(8):
             value, digit = divmod(value, 36)
             digits.append(_ALNUM[digit])
-        prefix = self._prefixes[Draws(self._key, index + 7).below(len(self._prefixes))]
+        prefix = self._prefixes[((index * _GOLDEN) >> 17) % len(self._prefixes)]
         return prefix + "".join(reversed(digits))
 
     def decode(self, text: str) -> int | None:
