@@ -13,6 +13,7 @@ import pytest
 from inventory_sync.models import SyncScheduleSpec
 from inventory_sync.results import RunResult
 from inventory_sync.simulator import SimulatorConfig, ThreadedSimulator, start_in_thread
+from inventory_sync.syncing import greenlake_source
 from inventory_sync.syncing.incremental import CLOCK_SKEW_ALLOWANCE
 from inventory_sync.syncing.pipeline import run_sync
 from inventory_sync.syncing.session import UpstreamSession
@@ -158,3 +159,44 @@ async def test_full_sync_interval_zero_walks_everything_every_run(bench: Bench) 
     devices = (await bench.run()).source("devices")
     assert devices.mode == "full"
     assert devices.unchanged == bench.simulator.state.workspace().counts()["glp_devices"]
+
+
+@pytest.fixture
+def many_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Treat every absence as 'many' (at scale: over 10 % of the walk's requests by id)."""
+    monkeypatch.setattr(greenlake_source, "BY_ID_SHARE", 0.0)
+    monkeypatch.setattr(greenlake_source, "BY_ID_MINIMUM", 0)
+
+
+@pytest.mark.usefixtures("many_missing")
+async def test_many_absences_from_a_list_that_did_not_move_cost_two_requests(
+    bench: Bench,
+) -> None:
+    workspace = bench.simulator.state.workspace()
+    await bench.run()
+    gone = workspace.delete_glp_devices([d["id"] for d in workspace.glp_devices()[::10]])
+    by_id = bench.simulator.state.stats.count("GET /devices/v1/devices")
+
+    devices = (await bench.run()).source("devices")
+
+    assert devices.deleted == len(gone)
+    # The incremental try (changes, count), the full walk (one page), then the proof: the
+    # total unchanged since the walk, and nothing changed since it began.
+    assert devices.requests == 2 + 1 + 2
+    assert bench.simulator.state.stats.count("GET /devices/v1/devices") - by_id == 5
+
+
+@pytest.mark.usefixtures("many_missing")
+async def test_absences_from_a_busy_list_are_confirmed_by_id_before_deleting(
+    bench: Bench,
+) -> None:
+    workspace = bench.simulator.state.workspace()
+    await bench.run()
+    gone = workspace.delete_glp_devices([d["id"] for d in workspace.glp_devices()[::10]])
+    workspace.touch_glp_devices([workspace.glp_devices()[1]["id"]])  # the list is not quiet
+
+    devices = (await bench.run()).source("devices")
+
+    assert devices.deleted == len(gone)
+    assert devices.updated == 1
+    assert devices.requests == 2 + 1 + 2 + 1  # ... the proof fails: the ids, one request

@@ -5,8 +5,10 @@ bijections of the index space, so every count of the profile holds exactly."""
 
 from __future__ import annotations
 
+import bisect
 import functools
 import random
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +26,9 @@ from inventory_sync.simulator.seeded import Draws, IdCodec, Permutation, SerialC
 
 _CAPABLE = tuple(h for h in catalog.HARDWARE if h.central_type)
 _SPAN_MS = int((HISTORY_END - timedelta(days=1) - HISTORY_START).total_seconds() * 1000)
+_HISTORY_MS = int((HISTORY_END - HISTORY_START).total_seconds() * 1000)
+#: How far back from the end of the history `updated_since` can answer without a scan.
+_RECENT_MS = 7 * 86_400_000
 
 
 def _hardware_for(rng: random.Random, pool: tuple[catalog.Hardware, ...]) -> catalog.Hardware:
@@ -50,6 +55,9 @@ class WorkspaceData:
         key = f"{seed}/{config.workspace_id}".encode()
         self._key = key
         self._rng_base = Draws(key, 99).bits(60) << 40
+        self._salt = Draws(key, 98).bits(64)
+        self._recent: list[tuple[int, int]] | None = None
+        self._recent_lock = threading.Lock()
         self.n = size.glp_devices
         self.m = size.central_devices
         self.ids = IdCodec(key + b"/ids")
@@ -117,10 +125,39 @@ class WorkspaceData:
 
     # -- GreenLake devices -------------------------------------------------------------------
 
+    def updated_ms(self, i: int) -> int:
+        """Device i's updatedAt in ms since HISTORY_START: between its createdAt and the end of
+        the history. An arithmetic hash, so a whole list's can be scanned cheaply."""
+        created = self.created_ms(i)
+        fraction = ((i * 0x9E3779B97F4A7C15 + self._salt) >> 11 & 0xFFFFFFFF) / (1 << 32)
+        return created + int(fraction * (_HISTORY_MS - created))
+
+    def updated_since(self, since_ms: int) -> list[int] | None:
+        """The devices stamped after `since_ms`, oldest change first; None when `since_ms` is
+        older than the recent tail kept for this (a client would scan anyway)."""
+        if since_ms < _HISTORY_MS - _RECENT_MS:
+            return None
+        with self._recent_lock:
+            if self._recent is None:
+                # One cheap pass over the indices, once (warm_up starts it in the background).
+                cut = _HISTORY_MS - _RECENT_MS
+                recent = [(u, i) for i in range(self.n) if (u := self.updated_ms(i)) > cut]
+                self._recent = sorted(recent)
+        start = bisect.bisect_right(self._recent, (since_ms, self.n))
+        return [i for _, i in self._recent[start:]]
+
+    def warm_up(self) -> None:
+        """Build what incremental clients will ask for in a background thread, so the first
+        `updatedAt gt` request does not pay for a pass over millions of indices."""
+        if self.n > 10_000:
+            threading.Thread(
+                target=self.updated_since, args=(_HISTORY_MS,), name="warm-up", daemon=True
+            ).start()
+
     def created_ms(self, i: int) -> int:
         """Device i's createdAt in ms since HISTORY_START: strictly increasing with i, so the
         paging order (createdAt, id) is the index order."""
-        jitter = Draws(self._key, i).below(1 << 20) / (1 << 21)  # [0, 0.5)
+        jitter = ((i * 0xC2B2AE3D27D4EB4F + self._salt) >> 13 & 0xFFFFF) / (1 << 21)  # [0, 0.5)
         return int((i + jitter) * _SPAN_MS / max(1, self.n))
 
     def is_twin(self, i: int) -> bool:
@@ -190,7 +227,7 @@ class WorkspaceData:
         if not self._undocumented:
             state = catalog.DOCUMENTED_STAND_IN.get(state, state)
         created = HISTORY_START + timedelta(milliseconds=self.created_ms(i))
-        updated = factory.moment(created, HISTORY_END)
+        updated = HISTORY_START + timedelta(milliseconds=self.updated_ms(i))
         item = factory.glp_device(
             hardware,
             subscription_id=subscription,
@@ -281,4 +318,6 @@ def _largest_remainder(total: int, weights: list[int]) -> list[int]:
 @functools.lru_cache(maxsize=8)
 def workspace_data(config: WorkspaceConfig, *, seed: int) -> WorkspaceData:
     """The generated base of a workspace (cheap: nothing per item is built until asked)."""
-    return WorkspaceData(config, seed=seed)
+    data = WorkspaceData(config, seed=seed)
+    data.warm_up()
+    return data

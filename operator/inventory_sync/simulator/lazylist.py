@@ -29,8 +29,10 @@ class LazyList:
         make: Callable[[int], JsonObject],
         locate: Callable[[str], int | None],
         ident: Callable[[JsonObject], str],
+        recent: Callable[[str], list[int] | None] | None = None,
     ) -> None:
         self._n = n
+        self._recent = recent
         self._make = make
         self._locate = locate
         self._ident = ident
@@ -94,6 +96,23 @@ class LazyList:
             return (key[0], 0, key[1])
         index = self._locate(item_id)
         return (index if index is not None else self._n + 1, 1, None)
+
+    def changed_after(self, since: str) -> list[JsonObject] | None:
+        """Every item that may have changed after `since` (an `updatedAt`): the generated items
+        stamped later, plus every inserted or replaced one, in list order; None when the list
+        cannot tell without a scan."""
+        if self._recent is None:
+            return None
+        indices = self._recent(since)
+        if indices is None:
+            return None
+        found = {self._ident(item): item for item in self._items}
+        found.update((self._ident(item), item) for item in self._replaced.values())
+        for index in indices:
+            if index not in self._deleted_set:
+                item = self._base(index)
+                found.setdefault(self._ident(item), item)
+        return sorted(found.values(), key=lambda item: self.order_of(self._ident(item)))
 
     def changed(self) -> list[JsonObject]:
         """Items inserted or replaced since generation, in list order."""

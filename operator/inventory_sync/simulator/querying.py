@@ -95,4 +95,8 @@ def _candidates(rows: Rows, expr: filtering.Expr) -> Iterable[JsonObject]:
             and filtering.compare_values(part.value, _GENERATED_UNTIL) == 1
         ):
             return rows.changed()  # generated items are all older: only changes can match
+        if part.path[0] == "updatedAt" and part.op in ("gt", "ge") and isinstance(part.value, str):
+            recent = rows.changed_after(part.value)
+            if recent is not None:
+                return recent
     return rows

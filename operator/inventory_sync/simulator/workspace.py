@@ -43,7 +43,13 @@ class WorkspaceState:
         with self._lock:
             self.data: WorkspaceData = data
             self._subscriptions = list(data.subscriptions)
-            self._devices = LazyList(data.n, make=data.glp_device, locate=data.glp_index, ident=_id)
+            self._devices = LazyList(
+                data.n,
+                make=data.glp_device,
+                locate=data.glp_index,
+                ident=_id,
+                recent=lambda since: _updated_since(data, since),
+            )
             self._central = LazyList(
                 data.m, make=data.central_at, locate=data.central_position, ident=_id
             )
@@ -300,6 +306,14 @@ class WorkspaceState:
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         self._last_stamp = max(now, self._last_stamp + timedelta(milliseconds=1))
         return self._last_stamp
+
+
+def _updated_since(data: WorkspaceData, since: str) -> list[int] | None:
+    try:
+        moment = parse_timestamp(since)
+    except ValueError:
+        return None
+    return data.updated_since(int((moment - HISTORY_START).total_seconds() * 1000))
 
 
 def _id(item: JsonObject) -> str:
