@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import heapq
-import json
 import multiprocessing
 import os
 import resource
@@ -613,5 +612,4 @@ if __name__ == "__main__":
     unknown = sorted(set(arguments.only.split(",")) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
-    json.dumps(vars(arguments))
     asyncio.run(main(arguments))
