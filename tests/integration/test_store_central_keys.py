@@ -69,11 +69,9 @@ async def test_central_items_merge_by_serial_and_either_version_field(pool: asyn
         {"serialNumber": "SN2", "firmwareVersion": "FL.10.14", "deviceFunction": "Access Switch"},
         {"id": "no-serial", "deviceName": "rejected"},
     ]
-    async with (
-        pool.acquire() as connection,
-        ScopeMerge(connection, spec=CENTRAL_DEVICES, workspace_id=WS, now=T0) as merge,
-    ):
+    async with ScopeMerge(pool, spec=CENTRAL_DEVICES, workspace_id=WS, now=T0) as merge:
         await merge.merge_page(items)
+        await merge.flush()
     assert (merge.counts.inserted, merge.counts.rejected) == (2, 1)
     rows = await pool.fetch(
         "SELECT id, software_version, data->>'deviceFunction' AS function"
