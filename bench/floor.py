@@ -15,7 +15,7 @@ an embedded PostgreSQL, one scenario after the other, each on a fresh database:
 - beside:     the Central source alone vs beside an N-device walk (rate limits binding);
 - simulator:  the simulator's RSS after serving N devices, its first vs last page;
 - fresh:      two processes back to back (fresh limiters) walking a budget-sized list: 429s;
-- merge:      bench/merge.py (the store side, another branch), run when present.
+- merge:      bench/merge.py (the store side: ours vs raw COPY), run with --quick or in full.
 
     .venv/bin/python bench/floor.py --quick        # 50k devices, a few minutes
     .venv/bin/python bench/floor.py                # 1M devices, 3,050 subscriptions
