@@ -77,8 +77,11 @@ helm-check: controlplane
 	done
 
 ## bench: the recorded benchmarks (ratios against a baseline in the same run); see bench/results/
+## BENCH_FLAGS=--quick for the 50k-device version of issue 13's table (minutes, not an hour)
+BENCH_FLAGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/sync_run.py --repeat 3
+	$(BIN)/python bench/floor.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

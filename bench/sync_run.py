@@ -5,7 +5,7 @@ embedded PostgreSQL, each on a fresh database, so the ratios are what count, not
 seconds (they depend on the simulator's latency settings):
 
 - sequential: the seeds' scheduler (devices, then Central), today's page walks;
-- parallel: the default (stages in parallel, Central by page number: 1000 a page, 4 at once);
+- parallel: the default (stages in parallel, Central by page number: 1000 a page, 8 at once);
 - old-central: parallel stages, but Central walked as before v1 page numbers: 100 a page,
   one page after the other (the old cursor walk).
 
@@ -80,7 +80,9 @@ async def one_run(
     await admin.close()
     pool = await open_pool(server_url.replace("/postgres?", f"/{name}?"))
     old_central = variant == "old-central"
-    session = UpstreamSession(concurrency=PageConcurrency(central=1 if old_central else 4))
+    session = UpstreamSession(
+        concurrency=PageConcurrency(central=1) if old_central else PageConcurrency()
+    )
     client_id, client_secret = simulator.state.credentials()
     secrets = StaticSecrets(
         {("default", "glp"): {"client_id": client_id, "client_secret": client_secret}}

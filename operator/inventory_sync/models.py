@@ -29,6 +29,11 @@ API_VERSION = f"{GROUP}/{VERSION}"
 # Below a minute an interval would hammer rate-limited upstreams (GLP subscriptions: 60/min).
 MIN_INTERVAL = timedelta(minutes=1)
 DEFAULT_TIMEOUT = timedelta(minutes=10)
+#: A GreenLake source walks everything (and so notices deletions) at least this often; between
+#: full walks it fetches only what changed (docs/sync-engine.md, "Incremental sync").
+DEFAULT_FULL_SYNC_INTERVAL = timedelta(hours=24)
+#: Also the CRD's CEL message.
+FULL_SYNC_INTERVAL_MESSAGE = "fullSyncInterval must be 0s (always walk everything) or at least 1m"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 # The CRDs' maxLength on interval/timeout: a bound for the CEL cost estimate, mirrored here.
@@ -125,6 +130,25 @@ class GreenLakeSource(_Model):
     endpoint: Url = DEFAULT_GREENLAKE_URL
     token_url: Url = DEFAULT_TOKEN_URL
     page_size: int | None = Field(default=None, ge=1, le=2000, strict=True)
+    #: None → DEFAULT_FULL_SYNC_INTERVAL; 0s walks everything on every run.
+    full_sync_interval: timedelta | None = None
+
+    @field_validator("full_sync_interval", mode="before")
+    @classmethod
+    def _parse_full_sync_interval(cls, value: Any) -> timedelta | None:
+        if value is None:
+            return None
+        parsed = _duration(value)
+        if timedelta(0) < parsed < MIN_INTERVAL:
+            raise ValueError(FULL_SYNC_INTERVAL_MESSAGE)
+        return parsed
+
+    @property
+    def effective_full_sync_interval(self) -> timedelta:
+        """How long after a full walk the next one is due (between them: changes only)."""
+        if self.full_sync_interval is None:
+            return DEFAULT_FULL_SYNC_INTERVAL
+        return self.full_sync_interval
 
 
 #: New Central API versions of the device inventory: v1 (current), v1alpha1 (the older path).

@@ -48,6 +48,12 @@ class SourceOutcome(_Out):
     #: A machine-readable cause next to `message` (a fabric kind: NotInstalled,
     #: VersionNotServed, UnknownKind, Forbidden, Expired).
     reason: str | None = None
+    #: "full" (every item walked; deletions judged) or "incremental" (only items changed since
+    #: the scope's high-water mark); None for sources that always walk fully.
+    mode: str | None = None
+    #: Why this mode: e.g. "no full walk yet", "fullSyncInterval 24h elapsed", "count check:
+    #: upstream 1000 vs stored 1001".
+    mode_reason: str | None = None
     message: str | None = None
     #: A fabric kind: the group/version it was listed at (resolved through discovery).
     api_version: str | None = None

@@ -200,6 +200,15 @@ EXAMPLES = {
         'spec.timeout: Invalid value: "0s": timeout must be positive',
         model="spec.timeout: must be positive",
     ),
+    "fullSyncInterval 30s is below 1m": invalid(
+        "SyncSchedule",
+        sync(source("devices", greenlake=greenlake(fullSyncInterval="30s"))),
+        'spec.sources[0].greenlake.fullSyncInterval: Invalid value: "30s": fullSyncInterval must be 0s',
+        model="spec.sources[0].greenlake.fullSyncInterval: fullSyncInterval must be 0s",
+    ),
+    "fullSyncInterval 0s (always walk everything)": valid(
+        "SyncSchedule", sync(source("devices", greenlake=greenlake(fullSyncInterval="0s")))
+    ),
     "an unknown Central API version": invalid(
         "SyncSchedule",
         sync(source("central", arubaCentral=central(apiVersion="v2"))),

@@ -240,8 +240,8 @@ async def test_a_failed_prerequisite_skips_its_dependents_not_its_siblings(
 async def test_the_run_timeout_cancels_cleanly_and_keeps_merged_pages(pool: asyncpg.Pool) -> None:
     config = SimulatorConfig.small(scale=0.05)
     with start_in_thread(config) as simulator:
-        # Every Central page takes 0.5 s: 18 pages of 25, 4 at a time after the first, is
-        # about 3 s, so Central is cut off mid-walk.
+        # Every Central page takes 0.5 s: 18 pages of 25, 8 at a time after the first, is
+        # about 2 s, so Central is cut off mid-walk.
         simulator.state.faults.replace(
             [FaultRule(kind="delay", route="/network-monitoring/*", delay_seconds=0.5, count=None)]
         )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
+from inventory_sync.models import SyncScheduleSpec
 from inventory_sync.results import RunResult, SourceState
 from inventory_sync.simulator import SimulatorConfig, start_in_thread
 from inventory_sync.store import inspection
@@ -25,9 +27,26 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 class SeedRuns:
     first: RunResult
     second: RunResult
+    third: RunResult
     counts: inspection.InventoryCounts
     orphans: int
     written_by_second: int
+    written_by_third: int
+
+
+def walking_fully(spec: SyncScheduleSpec) -> SyncScheduleSpec:
+    """The same schedule with fullSyncInterval 0s on its GreenLake sources."""
+    sources = [
+        s.model_copy(
+            update={
+                "greenlake": s.greenlake.model_copy(update={"full_sync_interval": timedelta(0)})
+            }
+        )
+        if s.greenlake is not None
+        else s
+        for s in spec.sources
+    ]
+    return spec.model_copy(update={"sources": sources})
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -47,7 +66,7 @@ async def seed_runs(postgres_server_url: str) -> AsyncIterator[SeedRuns]:
         spec = schedule_spec(simulator)
         secrets = secrets_for(simulator)
 
-        async def run() -> RunResult:
+        async def run(spec: SyncScheduleSpec = spec) -> RunResult:
             return await run_sync(
                 spec,
                 pool=pool,
@@ -63,9 +82,12 @@ async def seed_runs(postgres_server_url: str) -> AsyncIterator[SeedRuns]:
         marker = await inspection.write_marker(pool)
         second = await run()
         written = await inspection.rows_written_since(pool, marker)
+        marker = await inspection.write_marker(pool)
+        third = await run(walking_fully(spec))
+        written_by_third = await inspection.rows_written_since(pool, marker)
     await session.aclose()
     await pool.close()
-    yield SeedRuns(first, second, counts, orphans, written)
+    yield SeedRuns(first, second, third, counts, orphans, written, written_by_third)
 
 
 async def test_subscriptions_finish_before_the_parallel_sources_start(seed_runs: SeedRuns) -> None:
@@ -125,10 +147,26 @@ async def test_no_link_is_orphaned(seed_runs: SeedRuns) -> None:
 async def test_a_second_identical_run_writes_zero_rows_and_reports_them_unchanged(
     seed_runs: SeedRuns,
 ) -> None:
+    third = seed_runs.third  # every GreenLake list walked in full (fullSyncInterval 0s)
+    assert third.succeeded
+    assert seed_runs.written_by_third == 0  # from PostgreSQL itself (xmin), not our counters
+    assert third.rows_written == 0
+    assert third.source("devices").unchanged == 11727
+    assert third.source("devices").mode == "full"
+    assert third.source("central").unchanged == 8978
+    assert third.source("subscriptions").unchanged == 27
+
+
+async def test_an_unchanged_second_run_is_incremental_costs_two_requests_and_writes_nothing(
+    seed_runs: SeedRuns,
+) -> None:
     second = seed_runs.second
     assert second.succeeded
-    assert seed_runs.written_by_second == 0  # from PostgreSQL itself (xmin), not our counters
-    assert second.rows_written == 0
-    assert second.source("devices").unchanged == 11727
-    assert second.source("central").unchanged == 8978
-    assert second.source("subscriptions").unchanged == 27
+    assert seed_runs.written_by_second == 0
+    for name in ("devices", "subscriptions"):
+        source = second.source(name)
+        assert (source.mode, source.rows_written) == ("incremental", 0)
+        assert source.requests == 2  # the changes since the mark (none), then the count check
+    assert seed_runs.first.source("devices").mode == "full"
+    assert seed_runs.first.source("devices").mode_reason == "no consistent full walk yet"
+    assert second.source("central").mode is None  # New Central has no changes-only filter

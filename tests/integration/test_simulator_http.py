@@ -28,7 +28,8 @@ from inventory_sync.simulator import (
     start_in_thread,
 )
 from inventory_sync.simulator.dataset import (
-    CENTRAL_DEVICE_FIELDS,
+    CENTRAL_INVENTORY_FIELDS,
+    CENTRAL_MONITORING_FIELDS,
     GLP_DEVICE_FIELDS,
     SUBSCRIPTION_FIELDS,
 )
@@ -347,9 +348,14 @@ def test_page_number_walk_covers_everything_and_ends_with_null_next(
 ) -> None:
     items = walk_pages(client, INVENTORY)
     assert len(items) == len({i["id"] for i in items}) == 1796
-    assert all(set(item) == CENTRAL_DEVICE_FIELDS for item in items)
+    assert all(set(item) == CENTRAL_INVENTORY_FIELDS for item in items)
     onboarded = walk_pages(client, CENTRAL_DEVICES, limit=1000)
     assert len(onboarded) == 1786  # device-inventory also lists devices not yet onboarded
+    # Each endpoint answers its own view (the vendor's examples): monitoring facts on /devices,
+    # provisioning facts on the inventory.
+    assert all(set(item) == CENTRAL_MONITORING_FIELDS for item in onboarded)
+    assert "lastSeenAt" not in items[0]
+    assert "scopeId" not in onboarded[0]
     first = client.get(INVENTORY).json()
     assert (first["count"], first["next"]) == (100, 2)  # no next and no limit: page 1 of 100
 

@@ -32,7 +32,7 @@ BOUNDS = ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"
 
 # Durations are strings on the wire and timedeltas in Python: the model's JSON schema says
 # `format: duration`, and the pattern and length live in the field validator.
-DURATION_FIELDS = {"spec.interval", "spec.timeout"}
+DURATION_FIELDS = {"spec.interval", "spec.timeout", "spec.sources[].greenlake.fullSyncInterval"}
 
 # Defaults the operator fills in itself rather than the API server (documented in the CRD
 # description): listing the Hedgehog kinds in the CRD would freeze them into every object.

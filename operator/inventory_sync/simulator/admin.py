@@ -30,6 +30,13 @@ class Mutation(BaseModel):
         None, description="Items to delete or touch (serials for classic_devices)."
     )
     count: int | None = Field(None, ge=0, description="How many to add, or to pick at random.")
+    skew_seconds: float = Field(
+        0.0,
+        description=(
+            "glp_devices add/touch: stamp updatedAt this far off the server's clock (negative:"
+            " a lagging node), to test high-water marks."
+        ),
+    )
 
     @model_validator(mode="after")
     def _ids_or_count(self) -> Self:
@@ -44,7 +51,9 @@ class Mutation(BaseModel):
         glp = self.target == "glp_devices"
         if self.action == "add":
             count = self.count or 0
-            return workspace.add_glp_devices(count) if glp else workspace.add_central_devices(count)
+            if glp:
+                return workspace.add_glp_devices(count, skew_seconds=self.skew_seconds)
+            return workspace.add_central_devices(count)
         ids = self.ids
         if ids is None:
             pick = workspace.pick_glp_device_ids if glp else workspace.pick_central_device_ids
@@ -53,7 +62,9 @@ class Mutation(BaseModel):
             return (
                 workspace.delete_glp_devices(ids) if glp else workspace.delete_central_devices(ids)
             )
-        return workspace.touch_glp_devices(ids) if glp else workspace.touch_central_devices(ids)
+        if glp:
+            return workspace.touch_glp_devices(ids, skew_seconds=self.skew_seconds)
+        return workspace.touch_central_devices(ids)
 
     def apply_classic(self, account: ClassicAccount) -> list[str]:
         """Carry the mutation out on a classic account; returns the affected serials."""

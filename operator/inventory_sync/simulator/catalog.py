@@ -184,8 +184,28 @@ SOFTWARE: dict[str, tuple[str, ...]] = {
     "GATEWAY": ("10.5.1.0_88765", "10.6.0.1_90320"),
 }
 
+#: configStatus of a monitored device: "Synchronized" is the vendor's example; the others are ours.
 CONFIG_STATUSES: tuple[tuple[str, int], ...] = (
-    ("SYNCED", 90),
-    ("NOT_SYNCED", 7),
-    ("FAILED", 3),
+    ("Synchronized", 90),
+    ("Not Synchronized", 7),
+    ("Failed", 3),
 )
+
+#: deviceFunction per persona: pycentral's SUPPORTED_CONFIG_PERSONAS, read backwards.
+DEVICE_FUNCTIONS: dict[str, str] = {
+    "CAMPUS_AP": "Campus Access Point",
+    "REMOTE_AP": "Micro Branch AP",
+    "ACCESS_SWITCH": "Access Switch",
+    "AGG_SWITCH": "Aggregation Switch",
+    "CORE_SWITCH": "Core Switch",
+    "BRANCH_GW": "Branch Gateway",
+    "VPN_CONCENTRATOR": "VPN Concentrator",
+    "MOBILITY_GW": "Mobility Gateway",
+}
+
+#: Central license tier per deviceType (the vendor's example shows ADVANCED_SWITCH_6300).
+TIERS: dict[str, tuple[str, ...]] = {
+    "ACCESS_POINT": ("ADVANCED_AP", "FOUNDATION_AP"),
+    "SWITCH": ("ADVANCED_SWITCH_6300", "FOUNDATION_SWITCH_6200"),
+    "GATEWAY": ("ADVANCED_90XX_GW", "FOUNDATION_90XX_GW"),
+}

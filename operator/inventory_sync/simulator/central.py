@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from inventory_sync.simulator.admission import admit, reply
-from inventory_sync.simulator.dataset import CENTRAL_DEVICE_FIELDS, JsonObject
-from inventory_sync.simulator.querying import apply_query
+from inventory_sync.simulator.dataset import (
+    CENTRAL_INVENTORY_FIELDS,
+    CENTRAL_MONITORING_FIELDS,
+    JsonObject,
+)
+from inventory_sync.simulator.querying import project, select_rows
 from inventory_sync.simulator.responses import bad_query, int_param
 
 #: Both API versions are served by the same handlers: v1 (what current clients call) and
@@ -18,14 +24,18 @@ DEVICES_PATHS = tuple(f"/network-monitoring/{v}/devices" for v in API_VERSIONS)
 _SITE_ASSIGNED = {"ASSIGNED": True, "UNASSIGNED": False}
 
 
-def _site_assigned(request: web.Request, items: list[JsonObject]) -> list[JsonObject]:
+def _keep(request: web.Request, *, onboarded_only: bool) -> Callable[[JsonObject], bool] | None:
+    """The endpoint's own selection: onboarded devices on /devices, `site-assigned` on the
+    inventory (devices with a site, or without one)."""
+    if onboarded_only:
+        return lambda item: item["status"] is not None
     raw = request.query.get("site-assigned")
     if raw is None:
-        return items
+        return None
     if raw not in _SITE_ASSIGNED:
         raise bad_query("site-assigned", "site-assigned must be ASSIGNED or UNASSIGNED")
     wanted = _SITE_ASSIGNED[raw]
-    return [item for item in items if (item["siteId"] is not None) == wanted]
+    return lambda item: (item["siteId"] is not None) == wanted
 
 
 async def _list(request: web.Request, *, onboarded_only: bool) -> web.Response:
@@ -41,17 +51,25 @@ async def _list(request: web.Request, *, onboarded_only: bool) -> web.Response:
             request, "limit", default=bounds.default, minimum=1, maximum=bounds.maximum
         )
         page_number = int_param(request, "next", default=1, minimum=1)
-        items = admission.workspace.central_devices(onboarded_only=onboarded_only)
-        if not onboarded_only:
-            items = _site_assigned(request, items)
-        items = apply_query(request, items, CENTRAL_DEVICE_FIELDS)
+        fields = CENTRAL_MONITORING_FIELDS if onboarded_only else CENTRAL_INVENTORY_FIELDS
         start = (page_number - 1) * limit
-        page = items[start : start + limit]
+        workspace = admission.workspace
+        with workspace.lock:
+            keep = _keep(request, onboarded_only=onboarded_only)
+            items = select_rows(request, workspace.central_list(), fields, keep=keep)
+            total = len(items)
+            if isinstance(items, list):
+                sliced = items[start : start + limit]
+            else:
+                sliced = items.slice(start, start + limit)
+        # Each endpoint answers its own view of the stored device (see dataset.py).
+        view = [{k: v for k, v in item.items() if k in fields} for item in sliced]
+        page = project(request, view, fields)
         body = {
             "items": page,
-            "total": len(items),
+            "total": total,
             "count": len(page),
-            "next": page_number + 1 if start + limit < len(items) else None,
+            "next": page_number + 1 if start + limit < total else None,
         }
         mutations = admission.state.config.central_page_mutations
         if mutations:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from inventory_sync.simulator.classic_quota import ClassicQuota, ClassicQuotas
 from inventory_sync.simulator.config import SimulatorConfig, WorkspaceConfig
-from inventory_sync.simulator.dataset import ItemFactory, JsonObject, generate_workspace
+from inventory_sync.simulator.dataset import ItemFactory, JsonObject
+from inventory_sync.simulator.generation import WorkspaceData, workspace_data
 from inventory_sync.simulator.ratelimit import Clock
 
 #: Classic Central's device_type per New Central deviceType.
@@ -42,11 +43,10 @@ CLASSIC_DEVICE_FIELDS = frozenset(
 )  # fmt: skip
 
 
-def _fresh_serial(factory: ItemFactory, taken: set[str]) -> str:
-    """A serial no other device of the account (nor of New Central) has."""
-    while (serial := factory.serial()) in taken:
+def _fresh_serial(factory: ItemFactory, data: WorkspaceData) -> str:
+    """A serial no other device of the account (nor of GreenLake or New Central) has."""
+    while data.serial_taken(serial := factory.serial()):
         pass
-    taken.add(serial)
     return serial
 
 
@@ -89,11 +89,12 @@ def generate_classic_devices(config: WorkspaceConfig, *, seed: int) -> tuple[Jso
     Its own RNG stream, so adding classic data never changes the other lists.
     """
     size = config.dataset
-    central = generate_workspace(config, seed=seed).central_devices
-    factory = ItemFactory(random.Random(f"{seed}/{config.workspace_id}/classic"), "classic")
-    taken = {d["serialNumber"] for d in central}  # classic-only serials must not collide
-    shared = min(round(size.classic_devices * size.classic_overlap_share), len(central))
-    twins = factory.rng.sample(central, shared)
+    data = workspace_data(config, seed=seed)
+    rng = random.Random(f"{seed}/{config.workspace_id}/classic")
+    factory = ItemFactory(rng, "classic")
+    shared = min(round(size.classic_devices * size.classic_overlap_share), data.m)
+    # Indices, not items: New Central may hold millions of generated devices.
+    twins = [data.central_device(k) for k in rng.sample(range(data.m), shared)]
     devices = []
     for k in range(size.classic_devices):
         if k < shared:
@@ -104,7 +105,7 @@ def generate_classic_devices(config: WorkspaceConfig, *, seed: int) -> tuple[Jso
             hardware = factory.hardware(central_only=True)
             assert hardware.central_type is not None  # central_only guarantees it
             central_type, mac = hardware.central_type, factory.mac()
-            serial = _fresh_serial(factory, taken)
+            serial = _fresh_serial(factory, data)
             model, part_number = hardware.model, hardware.part_number
         devices.append(
             _classic_device(
@@ -117,7 +118,7 @@ def generate_classic_devices(config: WorkspaceConfig, *, seed: int) -> tuple[Jso
                 part_number=part_number,
             )
         )
-    factory.rng.shuffle(devices)  # listed in claim order, not grouped by overlap
+    rng.shuffle(devices)  # listed in claim order, not grouped by overlap
     return tuple(devices)
 
 
@@ -145,6 +146,7 @@ class ClassicAccount:
                 random.Random(f"{self._seed}/{self.customer_id}/classic-new"), "classic"
             )
             self._taken = {d["serial"] for d in self._devices}
+            self._data = workspace_data(self.config, seed=self._seed)
             self._rng = random.Random(f"{self._seed}/{self.customer_id}/classic-mutations")
             self._touches = 0
 
@@ -153,6 +155,13 @@ class ClassicAccount:
         wanted = SKU_TYPES[sku_type]
         with self._lock:
             return [d for d in self._devices if d["device_type"] in wanted]
+
+    def _fresh_serial(self) -> str:
+        """A serial no device here, in New Central or in GreenLake has."""
+        while (serial := self._factory.serial()) in self._taken or self._data.serial_taken(serial):
+            pass
+        self._taken.add(serial)
+        return serial
 
     def add_devices(self, count: int) -> list[str]:
         """Claim `count` new devices (listed last); returns their serials."""
@@ -165,7 +174,7 @@ class ClassicAccount:
                     self._factory,
                     self.config,
                     central_type=hardware.central_type,
-                    serial=_fresh_serial(self._factory, self._taken),
+                    serial=self._fresh_serial(),
                     mac=self._factory.mac(),
                     model=hardware.model,
                     part_number=hardware.part_number,

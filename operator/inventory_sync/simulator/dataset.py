@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import random
 import string
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from inventory_sync.simulator import catalog
 from inventory_sync.simulator.config import WorkspaceConfig
@@ -41,21 +40,37 @@ SUBSCRIPTION_FIELDS = frozenset(
         "updatedAt", "tags",
     }
 )  # fmt: skip
-CENTRAL_DEVICE_FIELDS = frozenset(
+#: New Central's device-inventory item, as the vendor's published API example shows it
+#: (HPE's Postman collection for network-monitoring): `id` is the serial number again,
+#: `isProvisioned` a "YES"/"NO" string. pycentral's device model reads most of these too.
+CENTRAL_INVENTORY_FIELDS = frozenset(
     {
-        "id", "deviceName", "deviceType", "serialNumber", "macAddress", "model", "partNumber",
-        "status", "softwareVersion", "ipv4", "ipv6", "lastSeenAt", "siteId", "siteName",
-        "deviceGroupName", "role", "persona", "tier", "configStatus",
+        "id", "type", "serialNumber", "macAddress", "deviceName", "deviceType", "siteId",
+        "siteName", "model", "partNumber", "deployment", "role", "persona", "deviceFunction",
+        "softwareVersion", "ipv4", "status", "deviceGroupId", "deviceGroupName", "scopeId",
+        "isProvisioned", "stackId", "tier",
     }
 )  # fmt: skip
+#: New Central's monitored-device item (GET /network-monitoring/v1/devices), same example.
+CENTRAL_MONITORING_FIELDS = frozenset(
+    {
+        "id", "type", "serialNumber", "macAddress", "deviceName", "deviceType", "siteId",
+        "siteName", "model", "partNumber", "deployment", "role", "persona", "deviceFunction",
+        "softwareVersion", "ipv4", "ipv6", "status", "uptimeInMillis", "lastSeenAt",
+        "buildingId", "floorId", "configStatus", "configLastModifiedAt", "clusterName",
+    }
+)  # fmt: skip
+#: What the simulator stores per Central device: both views' fields.
+CENTRAL_DEVICE_FIELDS = CENTRAL_INVENTORY_FIELDS | CENTRAL_MONITORING_FIELDS
 _SERIAL_PREFIXES = ("CN", "SG", "TW", "VN")
 _ALNUM = string.ascii_uppercase + string.digits
 
 
 def format_timestamp(moment: datetime) -> str:
     """ISO-8601 in UTC with milliseconds and a Z, as GreenLake writes it."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat runs in C; strftime was a visible share of generating a page.
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -72,11 +87,32 @@ class Dataset:
     central_devices: list[JsonObject]
 
 
+class Randomness(Protocol):
+    """What ItemFactory draws from: a random.Random, or seeded.Draws for one generated item."""
+
+    def random(self) -> float: ...
+
+    def randrange(self, start: int, stop: int | None = None) -> int: ...
+
+    def randint(self, low: int, high: int) -> int: ...
+
+    def getrandbits(self, count: int) -> int: ...
+
+    def choice(self, values: Sequence[Any]) -> Any: ...
+
+    def choices(
+        self, population: Sequence[Any], weights: Sequence[float] | None = None, *, k: int = 1
+    ) -> list[Any]: ...
+
+
 class ItemFactory:
     """Builds single items from one RNG; the same RNG state yields the same items."""
 
-    def __init__(self, rng: random.Random, workspace_id: str) -> None:
+    def __init__(self, rng: Randomness, workspace_id: str, *, own_names: bool = True) -> None:
         self.rng = rng
+        #: Whether a device's names come from a stream of their own (seeded by its id), so
+        #: adding them never changed the items drawn after it from a shared RNG.
+        self._own_names = own_names
         self.workspace_id = workspace_id
         self._serials: set[str] = set()
 
@@ -92,7 +128,8 @@ class ItemFactory:
     def serial(self) -> str:
         """A fresh 10-character serial number, unique within this factory."""
         while True:
-            candidate = self.rng.choice(_SERIAL_PREFIXES) + "".join(self.rng.choices(_ALNUM, k=8))
+            prefix: str = self.rng.choice(_SERIAL_PREFIXES)
+            candidate = prefix + "".join(self.rng.choices(_ALNUM, k=8))
             if candidate not in self._serials:
                 self._serials.add(candidate)
                 return candidate
@@ -106,12 +143,14 @@ class ItemFactory:
         """One value of a (value, weight) table."""
         values = [value for value, _ in choices]
         weights = [weight for _, weight in choices]
-        return self.rng.choices(values, weights=weights)[0]
+        value: str = self.rng.choices(values, weights=weights)[0]
+        return value
 
     def hardware(self, *, central_only: bool = False) -> catalog.Hardware:
         """A device model by catalog weight."""
         pool = [h for h in catalog.HARDWARE if h.central_type or not central_only]
-        return self.rng.choices(pool, weights=[h.weight for h in pool])[0]
+        chosen: catalog.Hardware = self.rng.choices(pool, weights=[h.weight for h in pool])[0]
+        return chosen
 
     def glp_device(
         self,
@@ -121,8 +160,10 @@ class ItemFactory:
         assigned_state: str,
         created: datetime,
         updated: datetime,
+        identity: tuple[str, str, str] | None = None,
     ) -> JsonObject:
-        """A GreenLake device (GET /devices/v1/devices item)."""
+        """A GreenLake device (GET /devices/v1/devices item); `identity` is (id, serial, MAC)
+        when the caller already knows them (generated items: derived from their index)."""
         rng = self.rng
         application: JsonObject | None = None
         region: str | None = None
@@ -149,16 +190,16 @@ class ItemFactory:
             links = [
                 {"id": subscription_id, "resourceUri": SUBSCRIPTION_URI.format(subscription_id)}
             ]
-        device_id = self.uuid()
+        device_id, serial, mac = identity or (self.uuid(), self.serial(), self.mac())
         # HPE's DeviceDetail fields added later draw from their own stream (seeded by the id),
         # so they never change the items generated after this one.
-        names = random.Random(device_id)
+        names: Randomness = random.Random(device_id) if self._own_names else rng
         site = names.choice(catalog.SITES).lower()
         return {
             "id": device_id,
             "type": "devices/device",
-            "serialNumber": self.serial(),
-            "macAddress": self.mac(),
+            "serialNumber": serial,
+            "macAddress": mac,
             "partNumber": hardware.part_number,
             "model": hardware.model,
             "deviceType": hardware.glp_type,
@@ -227,43 +268,66 @@ class ItemFactory:
         part_number: str,
         onboarded: bool,
     ) -> JsonObject:
-        """A New Central device (device-inventory / devices item)."""
+        """A New Central device: the union of its device-inventory and /devices fields."""
         rng = self.rng
         site_index = rng.randrange(len(catalog.SITES))
         prefix = {"ACCESS_POINT": "AP", "SWITCH": "SW", "GATEWAY": "GW"}[central_type]
         role, persona = rng.choice(catalog.ROLES[central_type])
+        group = rng.choice(catalog.DEVICE_GROUPS[central_type])
+        modified = self.moment(HISTORY_END - timedelta(days=90), HISTORY_END)
         item: JsonObject = {
-            "id": self.uuid(),
-            "deviceName": f"{prefix}-{catalog.SITES[site_index]}-{rng.randrange(1000):03d}",
-            "deviceType": central_type,
+            # The vendor's example repeats the serial number as the id: no separate device id.
+            "id": serial,
+            "type": "network-monitoring/device-monitoring",
             "serialNumber": serial,
             "macAddress": mac.lower(),
+            "deviceName": f"{prefix}-{catalog.SITES[site_index]}-{rng.randrange(1000):03d}",
+            "deviceType": central_type,
+            "siteId": str(hash_int(self.workspace_id, site_index) % 10**8),
+            "siteName": catalog.SITES[site_index],
             "model": model,
             "partNumber": part_number,
-            "status": "ONLINE" if rng.random() < 0.86 else "OFFLINE",
+            "deployment": "Standalone" if rng.random() < 0.8 else "Stack",
+            "role": role,
+            "persona": persona,
+            "deviceFunction": catalog.DEVICE_FUNCTIONS.get(persona, persona),
             "softwareVersion": rng.choice(catalog.SOFTWARE[central_type]),
             "ipv4": f"10.{site_index}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
             "ipv6": f"fd00:{site_index:x}::{rng.randrange(1, 0xFFFF):x}"
             if rng.random() < 0.3
             else None,
+            "status": "ONLINE" if rng.random() < 0.86 else "OFFLINE",
+            "uptimeInMillis": rng.randrange(60_000, 90 * 86_400_000),
             "lastSeenAt": format_timestamp(
                 self.moment(HISTORY_END - timedelta(days=7), HISTORY_END)
             ),
-            "siteId": str(uuid.UUID(int=hash_int(self.workspace_id, site_index), version=4)),
-            "siteName": catalog.SITES[site_index],
-            "deviceGroupName": rng.choice(catalog.DEVICE_GROUPS[central_type]),
-            "role": role,
-            "persona": persona,
-            "tier": rng.choice(("ADVANCED", "FOUNDATION")),
+            "buildingId": str(uuid.UUID(int=hash_int(self.workspace_id, 100 + site_index))),
+            "floorId": None,
             "configStatus": self.weighted(catalog.CONFIG_STATUSES),
+            "configLastModifiedAt": format_timestamp(modified),
+            "clusterName": None,
+            "deviceGroupId": str(hash_int(group, 7) % 10**8),
+            "deviceGroupName": group,
+            "scopeId": str(rng.randrange(10**11, 10**12)),
+            "isProvisioned": "YES",
+            "stackId": None,
+            "tier": rng.choice(catalog.TIERS[central_type]),
         }
+        if item["deployment"] == "Stack" and central_type == "SWITCH":
+            item["stackId"] = f"{rng.randrange(16**8):08x}-{rng.randrange(16**7):07x}"
+        elif item["deployment"] == "Stack":
+            item["deployment"] = "Standalone"
         if not onboarded:
-            # Known to the inventory (claimed) but never connected: nothing observed yet.
+            # Claimed in the inventory but never connected: nothing observed or configured yet.
             for name in ("deviceName", "status", "softwareVersion", "ipv4", "ipv6", "lastSeenAt"):
                 item[name] = None
-            for name in ("siteId", "siteName", "deviceGroupName", "role", "persona"):
+            for name in ("siteId", "siteName", "deviceGroupId", "deviceGroupName", "role"):
                 item[name] = None
-            item["configStatus"] = "NOT_ONBOARDED"
+            for name in ("persona", "deviceFunction", "uptimeInMillis", "buildingId"):
+                item[name] = None
+            item["configStatus"] = None
+            item["configLastModifiedAt"] = None
+            item["isProvisioned"] = "NO"
         return item
 
 
@@ -272,123 +336,14 @@ def hash_int(text: str, salt: int) -> int:
     return random.Random(f"{text}/{salt}").getrandbits(128)
 
 
-@functools.lru_cache(maxsize=8)
 def generate_workspace(config: WorkspaceConfig, *, seed: int) -> Dataset:
-    """All items of one workspace; the same seed and config always give the same items.
+    """Every item of one workspace, built now: for small datasets and tests. The simulator
+    itself reads generation.WorkspaceData, which builds an item only when it is asked for."""
+    from inventory_sync.simulator.generation import workspace_data  # generation imports us
 
-    Cached (the default workspace takes about a second): callers copy the lists and, like
-    everyone, never change an item in place.
-    """
-    size = config.dataset
-    factory = ItemFactory(random.Random(f"{seed}/{config.workspace_id}"), config.workspace_id)
-    rng = factory.rng
-
-    hardware = [factory.hardware() for _ in range(size.glp_devices)]
-    capable = [i for i, h in enumerate(hardware) if h.central_type]
-    for i in (i for i, h in enumerate(hardware) if not h.central_type):
-        if len(capable) >= size.central_overlap:
-            break
-        hardware[i] = catalog.HARDWARE[0]  # too few Central-managed devices for the overlap
-        capable.append(i)
-
-    # Every plan once (all STARTED) so each device type finds a subscription, then at random.
-    plans = [catalog.PLANS[i % len(catalog.PLANS)] for i in range(min(size.subscriptions, 7))]
-    plans += [rng.choice(catalog.PLANS) for _ in range(size.subscriptions - len(plans))]
-    statuses = ["STARTED" if i < len(catalog.PLANS) else "" for i in range(len(plans))]
-    statuses = [s or factory.weighted(catalog.SUBSCRIPTION_STATUSES) for s in statuses]
-    sub_ids = [factory.uuid() for _ in plans]
-    started = [i for i, s in enumerate(statuses) if s == "STARTED"] or list(range(len(plans)))
-
-    linked = sorted(rng.sample(range(size.glp_devices), size.linked_devices))
-    unknown = set(rng.sample(linked, size.unknown_subscription_links))
-    unknown_ids = [factory.uuid() for _ in range(min(3, len(unknown)))]
-    links: dict[int, str] = {}
-    link_counts = [0] * len(plans)
-    for i in linked:
-        if i in unknown:
-            links[i] = rng.choice(unknown_ids)
-            continue
-        fitting = [j for j in started if hardware[i].glp_type in plans[j].serves] or started
-        j = rng.choice(fitting)
-        links[i] = sub_ids[j]
-        link_counts[j] += 1
-
-    subscriptions = []
-    for j, plan in enumerate(plans):
-        item = factory.subscription(plan, statuses[j], linked=link_counts[j])
-        item["id"] = sub_ids[j]
-        subscriptions.append(item)
-
-    devices = []
-    for i, hw in enumerate(hardware):
-        created = factory.moment(HISTORY_START, HISTORY_END - timedelta(days=1))
-        table = catalog.ASSIGNED_STATES_LINKED if i in links else catalog.ASSIGNED_STATES_UNLINKED
-        state = factory.weighted(table)
-        if not size.undocumented_values:
-            # Drawn all the same, so both profiles generate the same devices otherwise.
-            state = catalog.DOCUMENTED_STAND_IN.get(state, state)
-        devices.append(
-            factory.glp_device(
-                hw,
-                subscription_id=links.get(i),
-                assigned_state=state,
-                created=created,
-                updated=factory.moment(created, HISTORY_END),
-            )
-        )
-    _ensure_rare_states(devices, rng, undocumented=size.undocumented_values)
-    _assign_dedicated_platform(devices, random.Random(f"{seed}/{config.workspace_id}/dedicated"))
-
-    overlap = rng.sample(capable, size.central_overlap)
-    not_onboarded = set(rng.sample(range(size.central_devices), size.central_not_onboarded))
-    central = []
-    for k in range(size.central_devices):
-        if k < len(overlap):
-            twin, hw = devices[overlap[k]], hardware[overlap[k]]
-            serial, mac = twin["serialNumber"], twin["macAddress"]
-        else:
-            hw = factory.hardware(central_only=True)
-            serial, mac = factory.serial(), factory.mac()
-        assert hw.central_type is not None  # overlap draws from Central-managed hardware only
-        central.append(
-            factory.central_device(
-                hw.central_type,
-                serial=serial,
-                mac=mac,
-                model=hw.model,
-                part_number=hw.part_number,
-                onboarded=k not in not_onboarded,
-            )
-        )
-    return Dataset(subscriptions=subscriptions, glp_devices=devices, central_devices=central)
-
-
-def _ensure_rare_states(
-    devices: list[JsonObject], rng: random.Random, *, undocumented: bool
-) -> None:
-    """Make sure every unusual assignedState occurs at least once in a non-trivial dataset."""
-    if len(devices) < 20:
-        return
-    present = {d["assignedState"] for d in devices}
-    common = [i for i, d in enumerate(devices) if d["assignedState"] == "ASSIGNED_TO_SERVICE"]
-    rare = ("ASSIGNED_TO_ACTIVATE_CONFIG", "PENDING_TRANSFER")
-    for state in rare if undocumented else rare[:1]:
-        if state not in present and common:
-            devices[common.pop(rng.randrange(len(common)))]["assignedState"] = state
-
-
-def _assign_dedicated_platform(devices: list[JsonObject], rng: random.Random) -> None:
-    """About 1 in 200 unlinked devices serve a dedicated platform workspace (documented state
-    ASSIGNED_TO_DEDICATED_PLATFORM, with `dedicatedPlatformWorkspace {id}`); at least one once
-    there are 20 devices. Its own RNG: the rest of the dataset stays as it was."""
-    if len(devices) < 20:
-        return
-    unlinked = [i for i, d in enumerate(devices) if not d["subscription"]]
-    if not unlinked:
-        return
-    workspace = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-    for i in rng.sample(unlinked, max(1, len(unlinked) // 200)):
-        devices[i]["assignedState"] = "ASSIGNED_TO_DEDICATED_PLATFORM"
-        devices[i]["application"] = None
-        devices[i]["region"] = None
-        devices[i]["dedicatedPlatformWorkspace"] = {"id": workspace}
+    data = workspace_data(config, seed=seed)
+    return Dataset(
+        subscriptions=list(data.subscriptions),
+        glp_devices=[data.glp_device(i) for i in range(data.n)],
+        central_devices=[data.central_at(p) for p in range(data.m)],
+    )

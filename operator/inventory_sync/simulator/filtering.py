@@ -282,3 +282,8 @@ def parse_select(text: str, *, fields: Collection[str]) -> list[str]:
 def project(item: JsonObject, names: Sequence[str]) -> JsonObject:
     """Only the selected fields of `item`."""
     return {name: item.get(name) for name in names}
+
+
+def compare_values(left: Value, right: Value) -> int | None:
+    """-1/0/1 as a filter compares two literals (timestamps as instants), None if it cannot."""
+    return _compare(left, right)

@@ -7,7 +7,7 @@ from aiohttp import web
 from inventory_sync.simulator.admission import admit, reply
 from inventory_sync.simulator.dataset import GLP_DEVICE_FIELDS, SUBSCRIPTION_FIELDS, JsonObject
 from inventory_sync.simulator.pagesizes import PageLimit
-from inventory_sync.simulator.querying import apply_query
+from inventory_sync.simulator.querying import Rows, project, select_rows
 from inventory_sync.simulator.responses import ApiError, int_param
 
 DEVICES_PATH = "/devices/v1/devices"
@@ -15,19 +15,29 @@ SUBSCRIPTIONS_PATH = "/subscriptions/v1/subscriptions"
 SUBSCRIPTION_PATH = "/subscriptions/v1/subscriptions/{id}"
 
 
-def _page(request: web.Request, items: list[JsonObject], bounds: PageLimit) -> JsonObject:
-    """The offset envelope {items, count, offset, total}: no next link, clients add `limit`."""
+def _page(
+    request: web.Request, items: Rows, bounds: PageLimit, fields: frozenset[str]
+) -> JsonObject:
+    """The offset envelope {items, count, offset, total}: no next link, clients add `limit`.
+    Only the page is built (and projected): a lazy list pays for its slice alone."""
     limit = int_param(request, "limit", default=bounds.default, minimum=1, maximum=bounds.maximum)
     offset = int_param(request, "offset", default=0, minimum=0)
-    page = items[offset : offset + limit]
+    if isinstance(items, list):
+        page = items[offset : offset + limit]
+    else:
+        page = items.slice(offset, offset + limit)
+    page = project(request, page, fields)
     return {"items": page, "count": len(page), "offset": offset, "total": len(items)}
 
 
 async def list_devices(request: web.Request) -> web.Response:
     """GET /devices/v1/devices?limit=&offset=&filter=&sort=&select=."""
     async with admit(request, "glp_devices") as admission:
-        items = apply_query(request, admission.workspace.glp_devices(), GLP_DEVICE_FIELDS)
-        body = _page(request, items, admission.state.config.page_sizes.glp_devices)
+        workspace = admission.workspace
+        with workspace.lock:
+            items = select_rows(request, workspace.glp_list(), GLP_DEVICE_FIELDS)
+            bounds = admission.state.config.page_sizes.glp_devices
+            body = _page(request, items, bounds, GLP_DEVICE_FIELDS)
         mutations = admission.state.config.page_mutations
         if mutations:
             # Others change the inventory while this client pages: the next offset is stale.
@@ -38,8 +48,9 @@ async def list_devices(request: web.Request) -> web.Response:
 async def list_subscriptions(request: web.Request) -> web.Response:
     """GET /subscriptions/v1/subscriptions?limit=&offset=&filter=&sort=&select=."""
     async with admit(request, "glp_subscriptions") as admission:
-        items = apply_query(request, admission.workspace.subscriptions(), SUBSCRIPTION_FIELDS)
-        body = _page(request, items, admission.state.config.page_sizes.glp_subscriptions)
+        items = select_rows(request, admission.workspace.subscriptions(), SUBSCRIPTION_FIELDS)
+        bounds = admission.state.config.page_sizes.glp_subscriptions
+        body = _page(request, items, bounds, SUBSCRIPTION_FIELDS)
         return await reply(admission, body, items=body["count"])
 
 

@@ -95,11 +95,16 @@ CENTRAL_DEVICES = TableSpec(
         "model": _text("model"),
         "part_number": _text("partNumber"),
         "status": _text("status"),
-        "software_version": _text("softwareVersion"),
+        # The vendor's example says softwareVersion; pycentral's device model reads
+        # firmwareVersion. Either fills the column; `data` keeps what was sent.
+        "software_version": "coalesce(d->>'softwareVersion', d->>'firmwareVersion')",
         "site_id": _text("siteId"),
         "site_name": _text("siteName"),
         "last_seen_at": _time("lastSeenAt"),
     },
+    # The serial number is the device's identity (the vendor's items repeat it as `id`) and
+    # the join key to GreenLake: rows are keyed by it (migration 0008 re-keyed older rows).
+    id_field="serialNumber",
 )
 
 

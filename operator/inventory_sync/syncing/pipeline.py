@@ -14,10 +14,11 @@ from inventory_sync.durations import format_duration
 from inventory_sync.errors import InventorySyncError, public_message
 from inventory_sync.models import Source, SyncScheduleSpec, dependency_graph
 from inventory_sync.results import RunResult, RunState, SourceOutcome, SourceState
+from inventory_sync.syncing.context import SourceContext
 from inventory_sync.syncing.credentials import SecretReader
 from inventory_sync.syncing.progress import NoProgress, ProgressListener
 from inventory_sync.syncing.session import UpstreamSession
-from inventory_sync.syncing.sources import SourceContext, sync_source
+from inventory_sync.syncing.sources import sync_source
 
 logger = logging.getLogger(__name__)
 

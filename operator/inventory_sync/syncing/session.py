@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -20,14 +21,19 @@ from inventory_sync.upstream import (
     build_http_client,
 )
 
+#: Requests one API client may have in flight: the upstreams refuse more with a 429 (the
+#: simulator's max_concurrent_requests_per_client). Shared by every source using the client.
+MAX_IN_FLIGHT_PER_CLIENT = 8
+
 
 @dataclass(frozen=True)
 class PageConcurrency:
     """How many pages of one walk are fetched at once, per upstream; each request still waits
-    for its rate limiter. 1 makes a walk sequential (what a cursor walk was)."""
+    for its rate limiter and for a slot of its API client (MAX_IN_FLIGHT_PER_CLIENT). 1 makes a
+    walk sequential (what a cursor walk was). Classic Central allows 7 calls a second."""
 
-    greenlake: int = 4
-    central: int = 4
+    greenlake: int = MAX_IN_FLIGHT_PER_CLIENT
+    central: int = MAX_IN_FLIGHT_PER_CLIENT
     classic: int = 4
 
 
@@ -45,6 +51,7 @@ class UpstreamSession:
     endpoint_policy: EndpointPolicy = field(default_factory=EndpointPolicy)
     _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     _tokens: dict[tuple[str, str, str], TokenProvider] = field(default_factory=dict)
+    _gates: dict[tuple[str, str], asyncio.Semaphore] = field(default_factory=dict)
     _refreshing: dict[tuple[str, str, str, str], RefreshTokenProvider] = field(default_factory=dict)
 
     def http_for(self, url: str) -> httpx.AsyncClient:
@@ -68,6 +75,14 @@ class UpstreamSession:
             )
             self._tokens[key] = provider
         return provider
+
+    def gate_for(self, token_url: str, client_id: str) -> asyncio.Semaphore:
+        """The in-flight cap of one API client, shared by every source that uses it."""
+        key = (token_url, client_id)
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = asyncio.Semaphore(MAX_IN_FLIGHT_PER_CLIENT)
+        return gate
 
     def refresh_tokens_for(
         self,
@@ -110,3 +125,4 @@ class UpstreamSession:
         self._clients.clear()
         self._tokens.clear()
         self._refreshing.clear()
+        self._gates.clear()

@@ -5,43 +5,25 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
-
-import asyncpg
+from typing import Any
 
 from inventory_sync.models import ArubaCentralClassicSource, Source
 from inventory_sync.results import SourceOutcome
 from inventory_sync.store.tables import (
     CENTRAL_CLASSIC_DEVICES,
     CENTRAL_DEVICES,
-    GLP_DEVICES,
-    GLP_SUBSCRIPTIONS,
     TableSpec,
 )
 from inventory_sync.syncing import streaming
+from inventory_sync.syncing.context import SourceContext
 from inventory_sync.syncing.credentials import (
-    SecretReader,
     ensure_rotated_token_writable,
     refresh_token_saver,
     resolve_credentials,
     resolve_refresh_credentials,
 )
-from inventory_sync.syncing.progress import ProgressListener
-from inventory_sync.syncing.session import UpstreamSession
+from inventory_sync.syncing.greenlake_source import sync_greenlake
 from inventory_sync.upstream import CentralClient, ClassicCentralClient, GreenLakeClient, Page
-
-
-@dataclass
-class SourceContext:
-    """Everything one source needs from its run."""
-
-    pool: asyncpg.Pool
-    session: UpstreamSession
-    secrets: SecretReader
-    namespace: str
-    progress: ProgressListener
-    now: datetime
 
 
 @dataclass(frozen=True)
@@ -56,6 +38,13 @@ class _Walk:
 
 async def sync_source(ctx: SourceContext, source: Source, outcome: SourceOutcome) -> None:
     """Run one source to completion, filling `outcome`; raises on failure (counts so far stay)."""
+    if source.greenlake is not None:
+        client = await _greenlake_client(ctx, source)
+        try:
+            await sync_greenlake(ctx, client, source.greenlake, outcome)
+        finally:
+            _copy_request_stats(client.stats, outcome)
+        return
     walk = await _open_walk(ctx, source)
     try:
         await _stream(ctx, walk, outcome)
@@ -70,27 +59,6 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
         ctx.secrets, namespace=ctx.namespace, ref=source.secret_ref
     )
     session = ctx.session
-    if source.greenlake is not None:
-        glp = source.greenlake
-        client = GreenLakeClient(
-            session.http_for(glp.endpoint),
-            base_url=glp.endpoint,
-            tokens=session.tokens_for(glp.token_url, credentials),
-            limiters=session.limiters,
-            workspace_id=glp.workspace_id,
-            policy=session.policy,
-            page_size=glp.page_size,
-            max_concurrent_pages=session.concurrency.greenlake,
-        )
-        resource: Literal["devices", "subscriptions"] = (
-            "subscriptions" if source.is_subscriptions else "devices"
-        )
-
-        async def confirm(ids: Sequence[str]) -> list[dict[str, Any]]:
-            return await client.fetch_by_ids(resource, ids)
-
-        spec = GLP_SUBSCRIPTIONS if source.is_subscriptions else GLP_DEVICES
-        return _Walk(spec, glp.workspace_id, client.pages(resource), confirm, client.stats)
     central = source.aruba_central
     assert central is not None
     central_client = CentralClient(
@@ -103,12 +71,13 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
         api_version=central.api_version,
         page_size=central.page_size,
         max_concurrent_pages=session.concurrency.central,
+        gate=session.gate_for(central.token_url, credentials.client_id),
     )
 
     async def confirm_central(ids: Sequence[str]) -> list[dict[str, Any]]:
         # Page numbers shift like offsets, and the API has no documented lookup by id: when a
         # complete walk missed stored rows, a second walk tells whether they still exist.
-        return await _rewalk(central_client.pages(), ids, id_field="id")
+        return await _rewalk(central_client.pages(), ids, id_field="serialNumber")
 
     return _Walk(
         CENTRAL_DEVICES,
@@ -116,6 +85,26 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
         central_client.pages(),
         confirm_central,
         central_client.stats,
+    )
+
+
+async def _greenlake_client(ctx: SourceContext, source: Source) -> GreenLakeClient:
+    glp = source.greenlake
+    assert glp is not None
+    credentials = await resolve_credentials(
+        ctx.secrets, namespace=ctx.namespace, ref=source.secret_ref
+    )
+    session = ctx.session
+    return GreenLakeClient(
+        session.http_for(glp.endpoint),
+        base_url=glp.endpoint,
+        tokens=session.tokens_for(glp.token_url, credentials),
+        limiters=session.limiters,
+        workspace_id=glp.workspace_id,
+        policy=session.policy,
+        page_size=glp.page_size,
+        max_concurrent_pages=session.concurrency.greenlake,
+        gate=session.gate_for(glp.token_url, credentials.client_id),
     )
 
 

@@ -39,8 +39,12 @@ async def stream_into_scope(
     progress: ProgressListener,
     now: datetime,
     confirm_absent: Confirm | None = None,
+    judge_deletions: bool = True,
 ) -> None:
     """Merge every page of one walk into `scope`, then soft-delete what vanished, if it may.
+
+    `judge_deletions=False` merges only (an incremental walk lists what changed, not what
+    exists, so its absences mean nothing).
 
     Counts land in `outcome` as pages merge. A page that fails raises out of here before the
     deletion step, so a partial walk deletes nothing; an inconsistent one (items without id,
@@ -67,6 +71,8 @@ async def stream_into_scope(
             await merge.flush()
         finally:
             _copy_merge_counts(merge, outcome)
+        if not judge_deletions:
+            return
         # Only a walk that ended normally reaches this point: a failed page raised above,
         # so a partial fetch never deletes anything.
         shape = await merge.walk_shape()

@@ -62,11 +62,12 @@ class CentralClient:
         policy: RetryPolicy,
         api_version: ApiVersion = "v1",
         page_size: int = MAX_PAGE_SIZE,
-        max_concurrent_pages: int = 4,
+        max_concurrent_pages: int = 8,
         request_timeout: float = 30,
         path: str | None = None,
         limits: CentralLimits | None = None,
         sleep: Sleep = asyncio.sleep,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -81,7 +82,12 @@ class CentralClient:
         self._max_concurrent = max_concurrent_pages
         self._limits = limits or CentralLimits()
         self._requester = Requester(
-            http, tokens=tokens, policy=policy, request_timeout=request_timeout, sleep=sleep
+            http,
+            tokens=tokens,
+            policy=policy,
+            request_timeout=request_timeout,
+            sleep=sleep,
+            gate=gate,
         )
 
     @property
@@ -133,21 +139,35 @@ class CentralClient:
 
     async def _follow_cursors(self, marker: NextMarker) -> AsyncGenerator[Page, None]:
         """Tolerated: a server whose `next` is not the following page number is followed one
-        page at a time, passing `next` back verbatim. A marker seen twice would loop
-        forever, so it raises UpstreamProtocolError instead."""
+        page at a time, passing `next` back verbatim; each page is asked for as soon as the
+        one before it arrived, so it travels while that one merges. A marker seen twice would
+        loop forever, so it raises UpstreamProtocolError instead."""
         seen: set[str] = set()
         number = 1
-        while marker is not None:
-            key = str(marker)
+
+        def ask(value: NextMarker) -> asyncio.Task[tuple[Page, NextMarker]] | None:
+            if value is None:
+                return None
+            key = str(value)
             if key in seen:
                 # The marker may be an opaque token: name the page, not the marker.
                 raise UpstreamProtocolError(
                     f"{self._describe}: page {number} repeats an earlier 'next'"
                 )
             seen.add(key)
-            page, marker = await self._fetch(marker, number=number, numbered=False)
-            yield page
-            number += 1
+            return asyncio.create_task(self._fetch(value, number=number, numbered=False))
+
+        pending = ask(marker)
+        try:
+            while pending is not None:
+                page, following = await pending
+                number += 1
+                pending = ask(following)
+                yield page
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
 
     async def _fetch(
         self, marker: int | str, *, number: int, numbered: bool | None = True

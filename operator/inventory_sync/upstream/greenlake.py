@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import httpx
 
+from inventory_sync.errors import UpstreamProtocolError
 from inventory_sync.upstream.paging import Page, chunked, decode_offset_page
 from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
 from inventory_sync.upstream.requesting import Requester
@@ -59,10 +60,11 @@ class GreenLakeClient:
         workspace_id: str,
         policy: RetryPolicy,
         page_size: int | None = None,
-        max_concurrent_pages: int = 4,
+        max_concurrent_pages: int = 8,
         request_timeout: float = 30,
         limits: GreenLakeLimits | None = None,
         sleep: Sleep = asyncio.sleep,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         if page_size is not None and page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -75,7 +77,12 @@ class GreenLakeClient:
         self._max_concurrent = max_concurrent_pages
         self._limits = limits or GreenLakeLimits()
         self._requester = Requester(
-            http, tokens=tokens, policy=policy, request_timeout=request_timeout, sleep=sleep
+            http,
+            tokens=tokens,
+            policy=policy,
+            request_timeout=request_timeout,
+            sleep=sleep,
+            gate=gate,
         )
 
     @property
@@ -120,6 +127,14 @@ class GreenLakeClient:
         async with aclosing(walk) as pages:
             async for page in pages:
                 yield page
+
+    async def count(self, resource: Resource, *, filter: str | None = None) -> int:
+        """How many items `resource` holds now (with `filter`: how many match), for one request:
+        the `total` of a one-item page."""
+        page = await self._fetch(resource, offset=0, size=1, filter=filter, sort=None)
+        if page.total is None:
+            raise UpstreamProtocolError(f"GET {self._base_url}{_PATHS[resource]}: no 'total'")
+        return page.total
 
     async def fetch_by_ids(
         self, resource: Resource, ids: Sequence[str], *, chunk_size: int = _IDS_PER_FILTER

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,6 +19,21 @@ class Page:
     items: list[dict[str, Any]]
     total: int | None
     number: int
+    #: The server's clock when it answered (its `Date` header), if it said: the time base for
+    #: high-water marks that must not depend on our own clock.
+    server_date: datetime | None = None
+
+
+def server_date(response: httpx.Response) -> datetime | None:
+    """The response's `Date` header as an aware datetime, or None when absent or malformed."""
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def decode_json(response: httpx.Response, *, describe: str) -> Any:
@@ -84,7 +101,7 @@ def decode_offset_page(response: httpx.Response, *, describe: str, offset: int, 
     echoed = body.get("offset")
     if echoed is not None and echoed != offset:
         raise UpstreamProtocolError(f"{describe}: asked for offset {offset}, got {echoed!r}")
-    page = Page(items=items, total=total, number=offset // limit)
+    page = Page(items=items, total=total, number=offset // limit, server_date=server_date(response))
     require_whole(page, describe=describe, offset=offset, limit=limit)
     return page
 
@@ -105,7 +122,7 @@ def decode_central_page(
     marker = body.get("next")
     if marker is not None and (isinstance(marker, bool) or not isinstance(marker, str | int)):
         raise UpstreamProtocolError(f"{describe}: 'next' is {type(marker).__name__}")
-    page = Page(items=items, total=total, number=number)
+    page = Page(items=items, total=total, number=number, server_date=server_date(response))
     if marker is None or marker == "":
         return page, None
     if isinstance(marker, int) or marker.isdigit():

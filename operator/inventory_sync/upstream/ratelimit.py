@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
+import math
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -15,13 +16,19 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class RateLimiter:
-    """A sliding window: at most `limit` admissions in any `period` seconds.
+    """A sliding window: at most `limit` admissions in any `period` (+ `margin`) seconds.
 
     The upstreams count requests in a sliding window per workspace (GreenLake documents
     160/min for devices), so a token bucket that allows a burst of `limit` right after a
     full minute's worth would still trip their limit; the window log matches it exactly.
-    Waiters are served first come, first served: one waits at the head while holding the
-    lock, the rest queue behind it, so concurrency can never over-admit.
+    Each slot is held `margin` seconds past the period, because the server counts a request
+    when it arrives, a little after we stamp it. Waiters are served first come, first served:
+    one waits at the head while holding the lock, the rest queue behind it, so concurrency
+    can never over-admit.
+
+    The server's own count corrects ours (`observe`): requests other processes sent in the
+    window (or this process before a restart) are held as placeholder slots that free when
+    the server's `reset` says.
     """
 
     def __init__(
@@ -29,6 +36,7 @@ class RateLimiter:
         limit: int,
         period: float,
         *,
+        margin: float = 0.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -36,35 +44,59 @@ class RateLimiter:
             raise ValueError("limit must be at least 1")
         if period <= 0:
             raise ValueError("period must be positive")
+        if margin < 0:
+            raise ValueError("margin must not be negative")
         self.limit = limit
         self.period = period
+        self.margin = margin
         self._clock = clock
         self._sleep = sleep
-        self._admitted: deque[float] = deque()
+        #: When our admitted requests were sent, sorted (a slot frees period + margin later).
+        self._stamps: list[float] = []
+        #: When slots the server counted for others free, sorted.
+        self._foreign: list[float] = []
         self._paused_until = float("-inf")
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> float:
         """Wait for a slot and take it; returns the seconds spent waiting."""
+        return (await self.admit()).waited
+
+    async def admit(self) -> Ticket:
+        """Wait for a slot and take it, stamped now; `Ticket.sending()` re-stamps it when the
+        request actually leaves (after a wait for a connection slot, say)."""
         started = self._clock()
         async with self._lock:
             while True:
                 now = self._clock()
                 wait = self._wait_at(now)
                 if wait <= 0:
-                    self._admitted.append(now)
-                    return now - started
+                    bisect.insort(self._stamps, now)
+                    return Ticket(self, now, now - started)
                 await self._sleep(wait)
+
+    def _restamp(self, old: float) -> float:
+        now = self._clock()
+        index = bisect.bisect_left(self._stamps, old)
+        if index < len(self._stamps) and self._stamps[index] == old:
+            del self._stamps[index]
+        bisect.insort(self._stamps, now)
+        return now
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.period - self.margin
+        del self._stamps[: bisect.bisect_right(self._stamps, horizon)]
+        del self._foreign[: bisect.bisect_right(self._foreign, now)]
 
     def _wait_at(self, now: float) -> float:
         if self._paused_until > now:
             return self._paused_until - now
-        horizon = now - self.period
-        while self._admitted and self._admitted[0] <= horizon:
-            self._admitted.popleft()
-        if len(self._admitted) < self.limit:
+        self._expire(now)
+        if len(self._stamps) + len(self._foreign) < self.limit:
             return 0.0
-        return self._admitted[0] - horizon
+        frees = [self._stamps[0] + self.period + self.margin] if self._stamps else []
+        frees += self._foreign[:1]
+        return max(0.0, min(frees) - now)
 
     def pause_for(self, seconds: float) -> None:
         """Admit nobody for `seconds` (a 429 told us when the server's window resets).
@@ -79,11 +111,93 @@ class RateLimiter:
             self._paused_until = until
             log.info("rate limiter paused for %.2fs after a 429", seconds)
 
+    def observe(self, *, used: int, reset: float | None, sent_at: float) -> None:
+        """The server counted `used` requests in its window when it took ours (sent at
+        `sent_at`); its oldest leaves in `reset` seconds. What it counted beyond our own
+        requests becomes placeholder slots, freeing between `reset` and a full period from
+        now (the server says only when the first frees). Placeholders are never dropped early:
+        an answer may be older than the last one seen, so a lower count proves nothing."""
+        now = self._clock()
+        self._expire(now)
+        ours = bisect.bisect_right(self._stamps, sent_at)
+        foreign = max(0, min(used, self.limit) - ours)
+        # Only ever more: answers arrive out of order, and an older one may count fewer.
+        extra = foreign - len(self._foreign)
+        if extra <= 0:
+            return
+        first = now + (self.period if reset is None else min(max(reset, 0.0), self.period))
+        last = now + self.period + self.margin
+        for k in range(extra):
+            bisect.insort(self._foreign, first + (last - first) * k / extra)
+        if extra:
+            log.info("the server counts %d requests beyond ours in its window", foreign)
+
     @property
     def in_window(self) -> int:
-        """Admissions counted in the current window (for tests and metrics)."""
-        self._wait_at(self._clock())
-        return len(self._admitted)
+        """Admissions counted in the current window, placeholders included (tests, metrics)."""
+        self._expire(self._clock())
+        return len(self._stamps) + len(self._foreign)
+
+
+class Ticket:
+    """One admitted request: re-stamp it with `sending()` right before it leaves and with
+    `answered()` when its answer (or failure) is in."""
+
+    __slots__ = ("_limiter", "_stamp", "sent_at", "waited")
+
+    def __init__(self, limiter: RateLimiter, stamped: float, waited: float) -> None:
+        self._limiter = limiter
+        self._stamp = stamped
+        self.sent_at = stamped
+        self.waited = waited
+
+    def sending(self) -> None:
+        """The request leaves now."""
+        self._stamp = self.sent_at = self._limiter._restamp(self._stamp)
+
+    def answered(self) -> None:
+        """The answer is in: the server counted the request at some moment before now, so its
+        slot frees one period (+ margin) from now, never before the server's does, however
+        long the request queued or travelled."""
+        self._stamp = self._limiter._restamp(self._stamp)
+
+
+def window_headers(headers: Mapping[str, str]) -> tuple[int | None, int | None, float | None]:
+    """(limit, remaining, reset seconds) from GreenLake's `ratelimit-*` or New Central's
+    `X-RateLimit-*` headers; None for what an answer does not say (or says in an unknown form)."""
+
+    def number(*names: str) -> float | None:
+        for name in names:
+            value = headers.get(name)
+            if value is None:
+                continue
+            try:
+                parsed = float(value.strip())
+            except ValueError:
+                return None
+            return parsed if math.isfinite(parsed) and parsed >= 0 else None
+        return None
+
+    limit = number("ratelimit-limit", "x-ratelimit-limit")
+    remaining = number("ratelimit-remaining", "x-ratelimit-remaining")
+    reset = number("ratelimit-reset", "x-ratelimit-reset")
+    if reset is not None and reset >= _EPOCH_THRESHOLD:  # an epoch timestamp, not seconds
+        reset = max(0.0, reset - time.time())
+    return (
+        None if limit is None else int(limit),
+        None if remaining is None else int(remaining),
+        reset,
+    )
+
+
+# No sane "seconds until reset" is this large: it is an epoch timestamp (2001-09-09 onwards).
+_EPOCH_THRESHOLD = 1_000_000_000
+
+
+def slot_margin(period: float) -> float:
+    """How long past its period a slot stays taken: the time a request needs to reach the
+    server's counter, bounded by a small share of short windows (classic Central's second)."""
+    return min(0.25, 0.02 * period)
 
 
 class RateLimiterRegistry:
@@ -106,7 +220,9 @@ class RateLimiterRegistry:
         """
         limiter = self._limiters.get(key)
         if limiter is None:
-            limiter = RateLimiter(limit, period, clock=self._clock, sleep=self._sleep)
+            limiter = RateLimiter(
+                limit, period, margin=slot_margin(period), clock=self._clock, sleep=self._sleep
+            )
             self._limiters[key] = limiter
         elif (limiter.limit, limiter.period) != (limit, period):
             log.warning(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
@@ -10,6 +11,7 @@ from typing import Protocol, TypeVar
 import httpx
 
 from inventory_sync.errors import UpstreamAuthError
+from inventory_sync.upstream.ratelimit import RateLimiter, window_headers
 from inventory_sync.upstream.retrying import (
     AttemptRecord,
     RequestStats,
@@ -50,7 +52,10 @@ class Requester:
     On 401 the token is invalidated and the request is retried once with a fresh one
     (tokens expire mid-walk); a second 401 is an UpstreamAuthError. A 429 whose headers say
     when the window resets pauses the whole limiter, so every fetcher sharing the budget
-    backs off, not only the one that was refused.
+    backs off, not only the one that was refused. Every answer's rate-limit headers correct
+    the limiter's count (a fresh process learns what earlier ones spent). `gate` caps the
+    requests in flight per API client (the upstream refuses more); it is taken after the rate
+    limiter, so a request waiting for its budget never holds a slot another source could use.
     """
 
     def __init__(
@@ -61,8 +66,10 @@ class Requester:
         policy: RetryPolicy,
         request_timeout: float,
         sleep: Sleep = asyncio.sleep,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         self._http = http
+        self._gate = gate
         self._tokens = tokens
         self._policy = policy
         self._timeout = request_timeout
@@ -111,10 +118,28 @@ class Requester:
         headers = {"Authorization": f"Bearer {token}"}
 
         async def send() -> httpx.Response:
-            self.stats.record_rate_limit_wait(await limiter.acquire())
-            response = await self._http.get(
-                url, params=params, headers=headers, timeout=self._timeout
-            )
+            ticket = None
+            window = limiter if isinstance(limiter, RateLimiter) else None
+            if window is not None:
+                ticket = await window.admit()
+                self.stats.record_rate_limit_wait(ticket.waited)
+            else:
+                self.stats.record_rate_limit_wait(await limiter.acquire())
+            async with self._gate or contextlib.nullcontext():
+                if ticket is not None:
+                    ticket.sending()
+                try:
+                    response = await self._http.get(
+                        url, params=params, headers=headers, timeout=self._timeout
+                    )
+                finally:
+                    if ticket is not None:
+                        ticket.answered()
+            if window is not None and ticket is not None:
+                server_limit, remaining, reset = window_headers(response.headers)
+                if remaining is not None:
+                    used = (server_limit or window.limit) - remaining
+                    window.observe(used=used, reset=reset, sent_at=ticket.sent_at)
             if observe is not None:
                 observe(response)
             return response

@@ -117,9 +117,18 @@ def test_scaled_sizes_keep_the_proportions() -> None:
 
 def test_not_onboarded_central_devices_have_nothing_observed() -> None:
     data = small(central_not_onboarded=5)
-    waiting = [c for c in data.central_devices if c["configStatus"] == "NOT_ONBOARDED"]
+    waiting = [c for c in data.central_devices if c["isProvisioned"] == "NO"]
     assert len(waiting) == 5
     assert all(c["status"] is None and c["lastSeenAt"] is None for c in waiting)
+    assert all(c["configStatus"] is None for c in waiting)
+
+
+def test_central_items_are_keyed_by_their_serial_number(default: Dataset) -> None:
+    """The vendor's example items repeat the serial number as `id`; so does the simulator."""
+    assert all(c["id"] == c["serialNumber"] for c in default.central_devices)
+    assert len({c["id"] for c in default.central_devices}) == len(default.central_devices)
+    assert {c["type"] for c in default.central_devices} == {"network-monitoring/device-monitoring"}
+    assert {c["isProvisioned"] for c in default.central_devices} <= {"YES", "NO"}
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
 from inventory_sync.upstream import RateLimiter, RateLimiterRegistry
+from inventory_sync.upstream.ratelimit import window_headers
 
 
 def most_in_any_window(times: list[float], period: float) -> int:
@@ -78,3 +80,70 @@ def test_rejects_a_nonsense_budget() -> None:
         RateLimiter(0, 60)
     with pytest.raises(ValueError, match="period"):
         RateLimiter(1, 0)
+
+
+async def test_a_slot_frees_one_period_after_the_answer_came_not_when_it_was_admitted(
+    clock: Any,
+) -> None:
+    limiter = RateLimiter(1, 10, clock=clock, sleep=clock.sleep)
+    ticket = await limiter.admit()
+    clock.now += 3  # waited 3 s for a connection slot before it was sent
+    ticket.sending()
+    clock.now += 2  # the answer took 2 s: the server counted it somewhen in between
+    ticket.answered()
+    assert await limiter.acquire() == pytest.approx(10)
+
+
+async def test_the_margin_holds_each_slot_a_little_past_the_period(clock: Any) -> None:
+    limiter = RateLimiter(1, 60, margin=0.25, clock=clock, sleep=clock.sleep)
+    await limiter.acquire()
+    assert await limiter.acquire() == pytest.approx(60.25)
+
+
+async def test_a_fresh_limiter_learns_what_the_server_already_counted(clock: Any) -> None:
+    """Back-to-back processes: the first answer says 150 of 160 are spent; this process has sent
+    one of them. The rest wait for the slots the server frees, the first after its reset."""
+    limiter = RateLimiter(160, 60, clock=clock, sleep=clock.sleep)
+    ticket = await limiter.admit()
+    limiter.observe(used=150, reset=12, sent_at=ticket.sent_at)
+    assert limiter.in_window == 150
+    waits = [await limiter.acquire() for _ in range(11)]
+    assert waits[:10] == [0.0] * 10
+    assert waits[10] == pytest.approx(12)
+
+
+async def test_placeholders_stay_until_they_expire_whatever_a_later_answer_says(
+    clock: Any,
+) -> None:
+    limiter = RateLimiter(10, 60, clock=clock, sleep=clock.sleep)
+    first = await limiter.admit()
+    limiter.observe(used=9, reset=30, sent_at=first.sent_at)
+    assert limiter.in_window == 9
+    second = await limiter.admit()
+    limiter.observe(used=3, reset=30, sent_at=second.sent_at)  # maybe an older answer
+    assert limiter.in_window == 10  # our 2 + the 8 placeholders
+    clock.now += 61
+    assert limiter.in_window == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param(
+            {"ratelimit-limit": "160", "ratelimit-remaining": "7", "ratelimit-reset": "12"},
+            (160, 7, 12.0),
+            id="GreenLake ratelimit-*",
+        ),
+        pytest.param(
+            {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "599", "X-RateLimit-Reset": "1"},
+            (600, 599, 1.0),
+            id="New Central X-RateLimit-*",
+        ),
+        pytest.param({"ratelimit-remaining": "soon"}, (None, None, None), id="garbage ignored"),
+        pytest.param({}, (None, None, None), id="no headers"),
+    ],
+)
+def test_window_headers_of_both_families(
+    headers: dict[str, str], expected: tuple[int | None, int | None, float | None]
+) -> None:
+    assert window_headers(httpx.Headers(headers)) == expected

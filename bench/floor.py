@@ -1,0 +1,615 @@
+"""Benchmark: issue 13's table, each figure a ratio measured in this run (the walk side).
+
+Against a simulator in a process of its own (so it never shares the client's interpreter) and
+an embedded PostgreSQL, one scenario after the other, each on a fresh database:
+
+- seed:       the seed-sized run at the default latency, vs the API floor computed from the
+              latency model, the rate limits and 8 requests in flight;
+- binding:    N devices + S subscriptions under the documented rate limits (160/min, 60/min),
+              vs the floor; 429s counted;
+- resync:     the same schedule again, unchanged: incremental (seconds, and vs the full run);
+- zero:       a fresh sync of N devices at zero latency and no limits, then an unchanged
+              resync (incremental vs full);
+- deletion:   10 % of the devices deleted upstream, then the run that notices: requests spent
+              confirming the absences vs the walk's own;
+- beside:     the Central source alone vs beside an N-device walk (rate limits binding);
+- simulator:  the simulator's RSS after serving N devices, its first vs last page;
+- fresh:      two processes back to back (fresh limiters) walking a budget-sized list: 429s;
+- merge:      bench/merge.py (the store side: ours vs raw COPY), run with --quick or in full.
+
+    .venv/bin/python bench/floor.py --quick        # 50k devices, a few minutes
+    .venv/bin/python bench/floor.py                # 1M devices, 3,050 subscriptions
+    .venv/bin/python bench/floor.py --only seed,resync --devices 200000
+
+Absolute seconds depend on the machine and its load (noted per scenario); the ratios are the
+result. Results are appended to bench/results/floor.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import multiprocessing
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from inventory_sync.models import parse_sync_schedule_spec
+from inventory_sync.results import RunResult
+from inventory_sync.simulator import SimulatorConfig
+from inventory_sync.simulator.config import (
+    DatasetSize,
+    LatencyConfig,
+    RateLimitConfig,
+    WorkspaceConfig,
+)
+from inventory_sync.store.database import open_pool
+from inventory_sync.store.embedded import start_embedded, stop_embedded
+from inventory_sync.syncing.credentials import StaticSecrets
+from inventory_sync.syncing.pipeline import run_sync
+from inventory_sync.syncing.session import MAX_IN_FLIGHT_PER_CLIENT, UpstreamSession
+
+WORKSPACE = "3f1c2a4e-demo-workspace"
+RESULTS = Path(__file__).parent / "results" / "floor.md"
+SCENARIOS = (
+    "seed",
+    "binding",
+    "resync",
+    "zero",
+    "deletion",
+    "beside",
+    "simulator",
+    "fresh",
+    "merge",
+)
+
+
+# -- the simulator in its own process --------------------------------------------------------
+
+
+def _serve(config_json: str, port_queue: Any) -> None:
+    from inventory_sync.simulator.server import serve
+
+    async def main() -> None:
+        config = SimulatorConfig.model_validate_json(config_json)
+        async with serve(config) as sim:
+            port_queue.put(sim.url)
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@dataclass
+class Simulator:
+    url: str
+    process: multiprocessing.process.BaseProcess
+    credentials: tuple[str, str]
+
+    @property
+    def token_url(self) -> str:
+        return self.url + "/as/token.oauth2"
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+    def admin(self, path: str, body: Any = None) -> Any:
+        with httpx.Client(timeout=600) as client:
+            if body is None:
+                response = client.get(self.url + path)
+            else:
+                response = client.post(self.url + path, json=body)
+            response.raise_for_status()
+            return response.json()
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.join(10)
+
+
+def start_simulator(config: SimulatorConfig) -> Simulator:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_serve, args=(config.model_dump_json(), queue), daemon=True)
+    process.start()
+    url = queue.get(timeout=120)
+    workspace = config.workspaces[0]
+    return Simulator(url, process, (workspace.client_id, workspace.client_secret))
+
+
+def sim_config(
+    *, devices: int, subscriptions: int, central: int, latency: bool, limits: bool
+) -> SimulatorConfig:
+    base = DatasetSize()
+    factor = devices / base.glp_devices
+    size = DatasetSize(
+        subscriptions=subscriptions,
+        glp_devices=devices,
+        linked_devices=round(base.linked_devices * factor),
+        unknown_subscription_links=0,
+        central_devices=central,
+        central_overlap=min(central, round(central * base.central_overlap / base.central_devices)),
+        classic_devices=0,
+    )
+    rate_limits = (
+        RateLimitConfig()
+        if limits
+        else RateLimitConfig(
+            glp_devices=None, glp_subscriptions=None, glp_subscription_get=None, central=None
+        )
+    )
+    return SimulatorConfig(
+        workspaces=[WorkspaceConfig(dataset=size)],
+        latency=LatencyConfig() if latency else LatencyConfig.none(),
+        rate_limits=rate_limits,
+    )
+
+
+# -- the client side -------------------------------------------------------------------------
+
+
+def schedule(
+    sim: Simulator,
+    *,
+    devices: bool = True,
+    central: bool = True,
+    subscriptions: bool = True,
+    full_every_run: bool = False,
+    page_size: int | None = None,
+) -> Any:
+    def connection() -> dict[str, Any]:
+        return {
+            "workspaceId": WORKSPACE,
+            "endpoint": sim.url,
+            "tokenUrl": sim.token_url,
+            "credentialsSecretRef": {"name": "glp"},
+        }
+
+    sources: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {"fullSyncInterval": "0s"} if full_every_run else {}
+    if page_size is not None:
+        extra["pageSize"] = page_size
+    if subscriptions:
+        sources.append(
+            {
+                "name": "subscriptions",
+                "greenlake": {"resource": "subscriptions", **connection(), **extra},
+            }
+        )
+    if devices:
+        sources.append(
+            {
+                "name": "devices",
+                "greenlake": {"resource": "devices", **connection(), **extra},
+                **({} if subscriptions else {"dependsOn": []}),
+            }
+        )
+    if central:
+        sources.append(
+            {
+                "name": "central",
+                "arubaCentral": connection(),
+                **({} if subscriptions else {"dependsOn": []}),
+            }
+        )
+    return parse_sync_schedule_spec({"interval": "24h", "timeout": "2h", "sources": sources})
+
+
+@dataclass
+class Client:
+    server_url: str
+    pool: asyncpg.Pool | None = None
+    session: UpstreamSession = field(default_factory=UpstreamSession)
+
+    async def fresh_database(self) -> None:
+        await self.close()
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(self.server_url)
+        await admin.execute(f"CREATE DATABASE {name}")
+        await admin.close()
+        self.pool = await open_pool(self.server_url.replace("/postgres?", f"/{name}?"), max_size=32)
+        self.session = UpstreamSession()
+
+    async def run(self, spec: Any, sim: Simulator) -> tuple[RunResult, float]:
+        assert self.pool is not None
+        client_id, secret = sim.credentials
+        secrets = StaticSecrets(
+            {("default", "glp"): {"client_id": client_id, "client_secret": secret}}
+        )
+        started = time.perf_counter()
+        result = await run_sync(
+            spec,
+            pool=self.pool,
+            session=self.session,
+            secrets=secrets,
+            namespace="default",
+            trigger="bench",
+        )
+        elapsed = time.perf_counter() - started
+        assert result.succeeded, result.message
+        return result, elapsed
+
+    async def close(self) -> None:
+        await self.session.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+
+# -- the API floor -----------------------------------------------------------------------------
+
+
+def list_floor(
+    latencies: list[float], *, limit: int | None, period: float, in_flight: int, start: float = 0.0
+) -> float:
+    """When the last of a list's pages can be answered at best: page 1 alone (it tells the
+    total), then the rest at most `in_flight` at once and `limit` per sliding `period`."""
+    if not latencies:
+        return start
+    first_done = start + latencies[0]
+    starts = [start]
+    slots = [first_done] * in_flight
+    heapq.heapify(slots)
+    finish = first_done
+    for k, latency in enumerate(latencies[1:], start=1):
+        begin = heapq.heappop(slots)
+        if limit is not None and k >= limit:
+            begin = max(begin, starts[k - limit] + period)
+        starts.append(begin)
+        heapq.heappush(slots, begin + latency)
+        finish = max(finish, begin + latency)
+    return finish
+
+
+def pages(count: int, size: int) -> list[int]:
+    return [min(size, count - offset) for offset in range(0, max(count, 1), size)] if count else [0]
+
+
+def run_floor(
+    config: SimulatorConfig, *, subscriptions: bool = True, central: bool = True
+) -> float:
+    """Subscriptions first, then devices and Central side by side (the run's stages)."""
+    size = config.workspaces[0].dataset
+    lat, lim = config.latency, config.rate_limits
+    subs = (
+        list_floor(
+            [lat.glp_subscriptions.seconds(n) for n in pages(size.subscriptions, 50)],
+            limit=lim.glp_subscriptions,
+            period=lim.window_seconds,
+            in_flight=MAX_IN_FLIGHT_PER_CLIENT,
+        )
+        if subscriptions
+        else 0.0
+    )
+    devices = list_floor(
+        [lat.glp_devices.seconds(n) for n in pages(size.glp_devices, 2000)],
+        limit=lim.glp_devices,
+        period=lim.window_seconds,
+        in_flight=MAX_IN_FLIGHT_PER_CLIENT,
+        start=subs,
+    )
+    cent = (
+        list_floor(
+            [lat.central.seconds(n) for n in pages(size.central_devices, 1000)],
+            limit=lim.central,
+            period=lim.window_seconds,
+            in_flight=MAX_IN_FLIGHT_PER_CLIENT,
+            start=subs,
+        )
+        if central
+        else 0.0
+    )
+    return max(devices, cent)
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    what: str
+    figure: str
+    target: str
+    how: str
+    load: str
+
+
+async def first_and_last_page(sim: Simulator, n: int) -> list[float]:
+    """Seconds to answer the first and the last 2000-device page (zero latency)."""
+    async with httpx.AsyncClient(timeout=120) as http:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": sim.credentials[0],
+            "client_secret": sim.credentials[1],
+        }
+        token = (await http.post(sim.token_url, data=form)).json()["access_token"]
+        timings = []
+        total = None
+        for offset in (0, None):
+            if offset is None:  # the last page of the list as it is now
+                offset = max(0, (total or 0) - 2000)
+            started = time.perf_counter()
+            answer = await http.get(
+                sim.url + "/devices/v1/devices",
+                params={"limit": 2000, "offset": offset},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            answer.raise_for_status()
+            timings.append(time.perf_counter() - started)
+            total = answer.json()["total"]
+    return timings
+
+
+def load_note() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f} on {os.cpu_count()} cores"
+
+
+def status_count(result: RunResult, code: str) -> int:
+    return sum(s.status_codes.get(code, 0) for s in result.sources)
+
+
+async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
+    rows: list[Row] = []
+    chosen = set(args.only.split(","))
+    n, s = args.devices, args.subscriptions
+
+    if "seed" in chosen:
+        config = SimulatorConfig()
+        sim = start_simulator(config)
+        try:
+            seconds = []
+            for _ in range(args.repeat):
+                await client.fresh_database()
+                sim.admin("/_simulator/reset", {})
+                _, elapsed = await client.run(schedule(sim), sim)
+                seconds.append(elapsed)
+            floor = run_floor(config)
+            median = statistics.median(seconds)
+            rows.append(
+                Row(
+                    "seed-sized run, default latency",
+                    f"{median:.2f} s = {median / floor:.2f}x the floor ({floor:.2f} s)",
+                    "≤ 1.10x",
+                    f"median of {args.repeat} ({', '.join(f'{x:.2f}' for x in seconds)})",
+                    load_note(),
+                )
+            )
+        finally:
+            sim.stop()
+
+    if chosen & {"binding", "resync", "beside"}:
+        config = sim_config(devices=n, subscriptions=s, central=8978, latency=True, limits=True)
+        sim = start_simulator(config)
+        try:
+            if chosen & {"binding", "resync"}:
+                await client.fresh_database()
+                result, elapsed = await client.run(schedule(sim, central=False), sim)
+                floor = run_floor(config, central=False)
+                rows.append(
+                    Row(
+                        f"{n:,} devices + {s:,} subscriptions, rate limits binding",
+                        f"{elapsed:.1f} s = {elapsed / floor:.3f}x the floor ({floor:.1f} s); {status_count(result, '429')} 429s",
+                        "≤ 1.10x, 0 avoidable 429s",
+                        "one run, fresh database",
+                        load_note(),
+                    )
+                )
+                if "resync" in chosen:
+                    again, resync = await client.run(schedule(sim, central=False), sim)
+                    modes = ", ".join(
+                        f"{x.name} {x.mode} ({x.requests} requests)" for x in again.sources
+                    )
+                    rows.append(
+                        Row(
+                            f"unchanged resync of {n:,} devices, documented rate limits",
+                            f"{resync:.2f} s = {resync / elapsed:.3f} of the full run; {again.rows_written} rows written",
+                            "≤ 10 s",
+                            modes,
+                            load_note(),
+                        )
+                    )
+            if "beside" in chosen:
+                alone_runs, beside_runs = [], []
+                for _ in range(args.repeat):
+                    await client.fresh_database()
+                    result, _ = await client.run(
+                        schedule(sim, devices=False, subscriptions=False), sim
+                    )
+                    alone_runs.append(result.source("central").seconds)
+                    await client.fresh_database()
+                    walk = asyncio.create_task(
+                        client.run(schedule(sim, central=False, subscriptions=False), sim)
+                    )
+                    await asyncio.sleep(args.beside_delay)  # the device walk is in full swing
+                    result, _ = await client.run(
+                        schedule(sim, devices=False, subscriptions=False), sim
+                    )
+                    beside_runs.append(result.source("central").seconds)
+                    walk.cancel()
+                    await asyncio.gather(walk, return_exceptions=True)
+                alone, beside = statistics.median(alone_runs), statistics.median(beside_runs)
+                rows.append(
+                    Row(
+                        f"Central source next to a {n:,}-device walk (rate limits binding)",
+                        f"{beside:.2f} s beside vs {alone:.2f} s alone = {beside / alone:.2f}x",
+                        "within 10 % of alone",
+                        f"medians of {args.repeat}: alone {alone_runs}, beside {beside_runs}",
+                        load_note(),
+                    )
+                )
+        finally:
+            sim.stop()
+
+    if chosen & {"zero", "deletion", "simulator"}:
+        config = sim_config(devices=n, subscriptions=s, central=0, latency=False, limits=False)
+        sim = start_simulator(config)
+        try:
+            if chosen & {"zero", "deletion"}:
+                await client.fresh_database()
+                spec = schedule(sim, central=False)
+                _, fresh_s = await client.run(spec, sim)
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                again, again_s = await client.run(spec, sim)
+                rows.append(
+                    Row(
+                        f"unchanged resync of {n:,} devices, zero latency",
+                        f"{again_s:.2f} s vs {fresh_s:.1f} s fresh = {again_s / fresh_s:.3f}",
+                        "≤ 10 % of a fresh sync",
+                        f"{again.source('devices').mode}; client peak RSS {peak:.0f} MB",
+                        load_note(),
+                    )
+                )
+                if "deletion" in chosen:
+                    sim.admin(
+                        "/_simulator/mutate",
+                        {"action": "delete", "target": "glp_devices", "count": n // 10},
+                    )
+                    result, seconds = await client.run(spec, sim)
+                    devices = result.source("devices")
+                    walk = -(-(n - n // 10) // 2000)
+                    confirm = devices.requests - walk - 2  # the incremental try: changes + count
+                    rows.append(
+                        Row(
+                            f"10 % of {n:,} devices deleted upstream",
+                            f"{devices.deleted:,} soft-deleted; confirmation {confirm} requests = {confirm / walk:.3f} of the walk's {walk}",
+                            "confirmation ≤ 10 % of the walk",
+                            f"{devices.mode} ({devices.mode_reason}); {seconds:.1f} s",
+                            load_note(),
+                        )
+                    )
+            if "simulator" in chosen:
+                timings = await first_and_last_page(sim, n)
+                rows.append(
+                    Row(
+                        f"simulator serving {n:,} devices",
+                        f"RSS {sim.rss_mb():.0f} MB; last page {timings[1]:.3f} s vs first {timings[0]:.3f} s = {timings[1] / timings[0]:.2f}x",
+                        "lazy generation, O(page) paging",
+                        "one request each, zero latency",
+                        load_note(),
+                    )
+                )
+        finally:
+            sim.stop()
+
+    if "fresh" in chosen:
+        # More pages than one window allows (160/min): the second process starts with the
+        # window full of the first's requests. Quick: 200 pages of 50; full: 400 of 2000.
+        page_size = 50 if args.quick else 2000
+        count = page_size * (200 if args.quick else 400)
+        config = sim_config(devices=count, subscriptions=1, central=0, latency=True, limits=True)
+        sim = start_simulator(config)
+        try:
+            await client.fresh_database()
+            spec = schedule(
+                sim, central=False, subscriptions=False, full_every_run=True, page_size=page_size
+            )
+            first, first_s = await client.run(spec, sim)
+            client.session = UpstreamSession()  # a new process: a new, empty limiter
+            second, second_s = await client.run(spec, sim)
+            rows.append(
+                Row(
+                    "back-to-back processes (fresh limiters), rate limits binding",
+                    f"429s: first {status_count(first, '429')}, second {status_count(second, '429')}; retries {second.source('devices').retries}",
+                    "0 avoidable 429s (start from ratelimit-remaining)",
+                    f"{count:,} devices each, {first_s:.0f} s + {second_s:.0f} s",
+                    load_note(),
+                )
+            )
+        finally:
+            sim.stop()
+
+    if "merge" in chosen:
+        merge = Path(__file__).parent / "merge.py"
+        if merge.exists():  # the store side's benchmark (the merge near COPY speed)
+            command = [sys.executable, str(merge), *(["--quick"] if args.quick else [])]
+            done = await asyncio.to_thread(
+                subprocess.run, command, capture_output=True, text=True, check=False
+            )
+            rows.append(
+                Row(
+                    "merge (bench/merge.py)",
+                    done.stdout.strip()[-400:] or done.stderr.strip()[-400:],
+                    "see bench/results",
+                    " ".join(command[1:]),
+                    load_note(),
+                )
+            )
+        else:
+            rows.append(
+                Row(
+                    "merge (bench/merge.py)",
+                    "not run: bench/merge.py is not on this branch yet",
+                    "≥ 50 % of COPY",
+                    "HOOK: runs bench/merge.py [--quick] when present",
+                    load_note(),
+                )
+            )
+    return rows
+
+
+def record(rows: list[Row], args: argparse.Namespace) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    mode = "quick" if args.quick else "full"
+    lines = [
+        f"\n## {stamp}, {mode}: {args.devices:,} devices, {args.subscriptions:,} subscriptions, repeat {args.repeat}\n",
+        "| what | figure | target | how | load |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {r.what} | {r.figure} | {r.target} | {r.how} | {r.load} |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not RESULTS.exists():
+        RESULTS.write_text(
+            "# bench/floor.py — issue 13's table, the walk side\n\n"
+            + (__doc__ or "").split("\n\n")[1]
+            + "\n"
+        )
+    with RESULTS.open("a") as out:
+        out.write(text)
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        data = Path(directory) / "pg"
+        server_url = start_embedded(data)
+        client = Client(server_url)
+        try:
+            rows = await bench(args, client)
+        finally:
+            await client.close()
+            stop_embedded(data)
+    record(rows, args)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="50,000 devices, 305 subscriptions")
+    parser.add_argument("--devices", type=int, default=None)
+    parser.add_argument("--subscriptions", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--beside-delay", type=float, default=5.0)
+    parser.add_argument("--only", default=",".join(SCENARIOS))
+    arguments = parser.parse_args()
+    if arguments.devices is None:
+        arguments.devices = 50_000 if arguments.quick else 1_000_000
+    if arguments.subscriptions is None:
+        arguments.subscriptions = 305 if arguments.quick else 3_050
+    unknown = sorted(set(arguments.only.split(",")) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+    asyncio.run(main(arguments))
