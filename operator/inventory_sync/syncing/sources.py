@@ -73,7 +73,7 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
     if source.greenlake is not None:
         glp = source.greenlake
         client = GreenLakeClient(
-            session.http_for(glp.endpoint),
+            session.http_for(glp.endpoint, client=credentials.client_id),
             base_url=glp.endpoint,
             tokens=session.tokens_for(glp.token_url, credentials),
             limiters=session.limiters,
@@ -94,7 +94,7 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
     central = source.aruba_central
     assert central is not None
     central_client = CentralClient(
-        session.http_for(central.endpoint),
+        session.http_for(central.endpoint, client=credentials.client_id),
         base_url=central.endpoint,
         tokens=session.tokens_for(central.token_url, credentials),
         limiters=session.limiters,
@@ -145,7 +145,7 @@ async def _open_classic_walk(ctx: SourceContext, classic: ArubaCentralClassicSou
         on_rotate=save,
     )
     client = ClassicCentralClient(
-        session.http_for(classic.endpoint),
+        session.http_for(classic.endpoint, client=credentials.client_id),
         base_url=classic.endpoint,
         tokens=tokens,
         limiters=session.limiters,
