@@ -65,12 +65,13 @@ def operator(
     connection = KubeConnection.from_kubeconfig_file(control_plane.operator_kubeconfig)
     started: list[OperatorProcess] = []
 
-    def start(max_concurrent_runs: int = 4) -> OperatorProcess:
+    def start(max_concurrent_runs: int = 4, **settings: Any) -> OperatorProcess:
         process = OperatorProcess(
             connection=connection,
-            database_url=database_url,
+            database_url=settings.pop("database_url", database_url),
             clock=clock,
             max_concurrent_runs=max_concurrent_runs,
+            **settings,
         )
         started.append(process.start())
         return process

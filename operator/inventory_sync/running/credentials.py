@@ -8,7 +8,7 @@ and the sources then read the same values instead of asking the API server again
 from __future__ import annotations
 
 from inventory_sync.endpoints import EndpointPolicy
-from inventory_sync.errors import KubeConfigError, SpecError, public_message
+from inventory_sync.errors import KubeConfigError, public_message
 from inventory_sync.kube import KubeClient, KubeConnection
 from inventory_sync.models import FabricSpec, SyncScheduleSpec
 from inventory_sync.syncing import preflight
@@ -71,10 +71,15 @@ async def resolve_schedule(
 
 
 async def resolve_fabric(spec: FabricSpec, *, namespace: str, local: KubeClient) -> KubeConnection:
-    """How to reach the fabric; an unusable kubeconfig is a spec problem naming its Secret."""
+    """How to reach the fabric. A kubeconfig that cannot be used (not a kubeconfig, or a client
+    certificate TLS cannot load) is a permanent problem naming its Secret, found here rather
+    than mid-run."""
+    ref = spec.kubeconfig_secret_ref
+    where = f"Secret {namespace}/{ref.name if ref else '?'}"
     try:
-        return await fabric_connection(spec, namespace=namespace, local=local)
-    except KubeConfigError as error:  # the Secret holds something that is not a usable kubeconfig
-        ref = spec.kubeconfig_secret_ref
-        where = f"Secret {namespace}/{ref.name if ref else '?'}"
-        raise SpecError(f"{where}: {public_message(error)}") from None
+        connection = await fabric_connection(spec, namespace=namespace, local=local)
+        if ref is not None:
+            connection.ssl_context()  # loads the CA and client certificate: fails now, not later
+    except KubeConfigError as error:
+        raise KubeConfigError(f"{where}: {public_message(error)}") from None
+    return connection

@@ -10,7 +10,7 @@ inside the claim transaction (runs.py) or alone (renew, release).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -24,12 +24,13 @@ class LeaseState:
     expired: bool
     #: Seconds until it expires by the database clock (negative once expired).
     remaining: float
+    expires_at: datetime
 
 
 async def current(connection: asyncpg.Connection, resource_uid: str) -> LeaseState | None:
     """The lease of `resource_uid`, locked for the rest of the transaction; None when free."""
     row = await connection.fetchrow(
-        """SELECT holder, run_id, expires_at <= now() AS expired,
+        """SELECT holder, run_id, expires_at, expires_at <= now() AS expired,
                   extract(epoch FROM expires_at - now())::float8 AS remaining
            FROM run_leases WHERE resource_uid = $1 FOR UPDATE""",
         resource_uid,
@@ -38,7 +39,7 @@ async def current(connection: asyncpg.Connection, resource_uid: str) -> LeaseSta
         return None
     return LeaseState(
         holder=row["holder"], run_id=row["run_id"], expired=row["expired"],
-        remaining=float(row["remaining"]),
+        remaining=float(row["remaining"]), expires_at=row["expires_at"],
     )  # fmt: skip
 
 

@@ -162,7 +162,7 @@ class RunStore:
         took_over = found.holder if found is not None and found.holder != self.holder else None
         # We hold the lease and run nothing of this resource: whatever still says Running is
         # the corpse of a holder that died (or of an operator from before leases existed).
-        abandoned = await _abandon_running(connection, uid)
+        abandoned = await _abandon_running(connection, uid, found.expires_at if found else None)
         run_id = await connection.fetchval(
             """INSERT INTO sync_runs (resource_kind, resource_namespace, resource_name,
                    resource_uid, scheduled_at, trigger, started_at, state, claim_key,
@@ -231,14 +231,18 @@ class RunStore:
             )
 
 
-async def _abandon_running(connection: asyncpg.Connection, uid: str) -> tuple[AbandonedRun, ...]:
+async def _abandon_running(
+    connection: asyncpg.Connection, uid: str, lease_expired_at: datetime | None
+) -> tuple[AbandonedRun, ...]:
+    # It ended no later than its lease ran out (its holder may have died any time before).
     rows = await connection.fetch(
-        """UPDATE sync_runs SET state = 'Abandoned', finished_at = now(),
+        """UPDATE sync_runs SET state = 'Abandoned', finished_at = least(now(), coalesce($2, now())),
                error = 'abandoned: ' || coalesce('replica ' || holder, 'an earlier operator')
                        || ' stopped before finishing it (its lease expired)'
            WHERE resource_uid = $1 AND state = 'Running'
            RETURNING id, claim_key, holder""",
         uid,
+        lease_expired_at,
     )
     return tuple(AbandonedRun(int(r["id"]), r["claim_key"], r["holder"]) for r in rows)
 

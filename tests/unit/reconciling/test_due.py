@@ -126,3 +126,95 @@ def test_claim_keys_are_what_every_replica_derives_alike() -> None:
     assert (
         due(SYNCED_5M_AGO, now=NOW + timedelta(minutes=11, seconds=1)).claim_key == later.claim_key
     )
+
+
+# -- status is untrusted input (issue 10, defect 2) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["9999-12-31T23:59:59Z", "2099-01-01T00:00:00Z", "not a time", "0001-01-01T00:00:00Z"],
+    ids=["year 9999 overflows no more", "far future does not postpone", "unparsable", "year 1"],
+)
+def test_an_unusable_last_sync_time_runs_now_instead_of_never(value: str) -> None:
+    decision = due({"lastSyncTime": value, "observedGeneration": 1})
+    assert decision.trigger is Trigger.SCHEDULE
+    assert decision.scheduled_at <= NOW
+
+
+def test_an_unusable_last_sync_time_is_named_and_keyed_alike_on_every_replica() -> None:
+    status = {"lastSyncTime": "9999-12-31T23:59:59Z", "observedGeneration": 1}
+    first, second = due(status), due(status, now=NOW + timedelta(seconds=1))
+    assert first.claim_key == second.claim_key
+    assert first.claim_key.startswith("repair:")
+    assert first.problems == (
+        "status.lastSyncTime '9999-12-31T23:59:59Z' is in the future; ignored",
+    )
+
+
+def test_a_time_within_the_clock_skew_of_replicas_is_trusted() -> None:
+    status = {"lastSyncTime": at(timedelta(minutes=2)), "observedGeneration": 1}
+    decision = due(status)
+    assert (decision.trigger, decision.problems) == (None, ())
+    assert decision.scheduled_at == NOW + timedelta(minutes=17)
+
+
+@pytest.mark.parametrize(
+    "failures", ["3", -1, True, 10**30], ids=["a string", "negative", "a boolean", "huge"]
+)
+def test_a_failure_count_that_is_not_a_count_never_crashes(failures: Any) -> None:
+    decision = due({**SYNCED_5M_AGO, "consecutiveFailures": failures})
+    assert decision.scheduled_at <= NOW + INTERVAL
+
+
+# -- honest periods and a per-resource phase (defect 10) -----------------------------------
+
+
+def test_the_period_counts_from_when_the_last_run_was_due_not_when_it_ended() -> None:
+    # The run due at 11:50 started late and took 70 s; "15m" still means 12:05.
+    status = {
+        "lastScheduleTime": at(-timedelta(minutes=10)),
+        "lastSyncTime": at(-timedelta(minutes=8, seconds=50)),
+        "observedGeneration": 1,
+    }
+    assert due(status).scheduled_at == NOW + timedelta(minutes=5)
+
+
+def test_missed_periods_run_once_for_the_latest() -> None:
+    status = {"lastScheduleTime": at(-timedelta(hours=2, minutes=3)), "observedGeneration": 1,
+              "lastSyncTime": at(-timedelta(hours=2))}  # fmt: skip
+    decision = due(status)
+    assert decision.trigger is Trigger.SCHEDULE
+    assert NOW - INTERVAL < decision.scheduled_at <= NOW
+    assert decision.anchor == decision.scheduled_at  # so the next one is a period later
+
+
+def test_the_phase_is_small_fixed_per_uid_and_spreads_resources() -> None:
+    from inventory_sync.reconciling.due import phase_of
+
+    minute = timedelta(minutes=1)
+    phases = [phase_of(f"uid-{n}", minute) for n in range(200)]
+    assert all(timedelta(0) <= p < timedelta(seconds=6) for p in phases)  # 10 % of 1m
+    assert phase_of("uid-7", minute) == phases[7]  # every replica computes the same
+    assert len({round(p.total_seconds()) for p in phases}) >= 5  # not in lockstep
+    assert phase_of("uid-7", timedelta(hours=4)) <= timedelta(seconds=30)
+
+
+def test_a_triggered_run_starts_a_new_grid_at_its_start_plus_the_phase() -> None:
+    decision = due(SYNCED_5M_AGO, annotations={REQUESTED_AT: "t1"}, phase=timedelta(seconds=4))
+    assert decision.anchor == NOW + timedelta(seconds=4)
+
+
+# -- a spec edit during a first run (defect 6) ------------------------------------------------
+
+
+def test_a_first_run_that_used_an_older_generation_is_followed_by_a_spec_change_run() -> None:
+    # The startup run wrote observedGeneration 1 when it started; the spec moved to 2 since.
+    decision = due({"observedGeneration": 1}, generation=2)
+    assert (decision.trigger, decision.claim_key) == (Trigger.SPEC_CHANGE, "generation:2")
+
+
+def test_a_huge_request_value_is_keyed_by_its_digest() -> None:
+    decision = due(SYNCED_5M_AGO, annotations={REQUESTED_AT: "x" * 5000})
+    assert decision.claim_key.startswith("manual:sha256:")
+    assert decision.requested_at == "x" * 5000
