@@ -192,23 +192,25 @@ async def test_a_run_that_ends_while_the_api_server_is_down_reports_once_it_is_b
     database_url: str, local_cluster: Any,
 ) -> None:  # fmt: skip
     await create_secret(admin, test_namespace, simulator)
-    slow_first_central(simulator, 4)
+    slow_first_central(simulator, 6)
     operator(**FAST)
     created = await admin.create(path(test_namespace), schedule(simulator))
     uid = created["metadata"]["uid"]
     await eventually(lambda: in_flight(admin, test_namespace), what="a run in flight")
+    await asyncio.sleep(1.5)  # every source has started: only the slow Central page is left
 
     await asyncio.to_thread(local_cluster.stop_apiserver)
     try:
 
-        async def recorded() -> list[dict[str, Any]] | None:
+        async def ended() -> list[dict[str, Any]] | None:
             runs = await all_runs(database_url, uid)
-            return runs if runs and runs[0]["state"] == "Succeeded" else None
+            return runs if runs and runs[0]["state"] != "Running" else None
 
-        await eventually(recorded, within=30, what="the run to end (API server down)")
+        runs = await eventually(ended, within=30, what="the run to end (API server down)")
         await asyncio.sleep(3)  # its status patch fails a few times meanwhile
     finally:
         await asyncio.to_thread(local_cluster.start_apiserver)
+    assert runs[0]["state"] == "Succeeded"
 
     async def reported() -> dict[str, Any] | None:
         body = await ready(admin, test_namespace)
@@ -367,6 +369,8 @@ async def test_a_hostile_status_timestamp_stops_nothing_and_sigterm_still_exits(
         assert invalid[0]["involvedObject"]["name"] == "hostile"
     finally:
         exited = await asyncio.to_thread(process.terminate, within=20)
+        for name in ("hostile", "neighbour"):  # later tests' operators watch every namespace
+            await admin.delete(path(test_namespace, name=name))
     assert exited is not None, "SIGTERM did not stop the operator:\n" + process.log()
 
 
@@ -498,17 +502,18 @@ async def test_a_resource_whose_deletion_was_missed_is_forgotten(
     ghost["status"] = {}  # due at once: its first status write meets the 404
     quiet = dict(ghost, metadata=dict(ghost["metadata"], name="quiet", uid="uid-quiet"))
     quiet["spec"] = dict(ghost["spec"], suspend=True)  # never due: only a fresh list finds it gone
-    from inventory_sync.running.resource import SYNC_SCHEDULE
-
+    scheduler = process.context.scheduler
+    assert scheduler is not None
+    kind = process.call(lambda: next(iter(scheduler.slots.values())).tracked.kind)
     for body in (ghost, quiet):
-        process.call(lambda b=body: process.context.scheduler.observe(SYNC_SCHEDULE, b))
+        process.call(lambda b=body: scheduler.observe(kind, b))
 
     async def forgotten() -> bool:
-        slots = process.call(lambda: set(process.context.scheduler.slots))
+        slots = process.call(lambda: set(scheduler.slots))
         return not ({"uid-of-a-deleted-resource", "uid-quiet"} & slots)
 
     await eventually(forgotten, within=15, what="the deleted resources forgotten")
-    slots = process.call(lambda: set(process.context.scheduler.slots))
+    slots = process.call(lambda: set(scheduler.slots))
     assert created["metadata"]["uid"] in slots
 
 
