@@ -58,6 +58,7 @@ class Figures:
     period_p99: float
     rss_max_mb: float
     rss_last_mb: float
+    runs_by_outcome: dict[str, int]
 
 
 def free_port() -> int:
@@ -85,10 +86,14 @@ def schedules(simulator: ThreadedSimulator, namespace: str, count: int) -> dict[
     for n in range(count):
         items.append(
             {
-                "apiVersion": "inventorysync.dev/v1alpha1", "kind": "SyncSchedule",
+                "apiVersion": "inventorysync.dev/v1alpha1",
+                "kind": "SyncSchedule",
                 "metadata": {"name": f"s{n:03d}", "namespace": namespace},
-                "spec": {"interval": "1m", "sources": [{"name": "central", "arubaCentral": connection}]},
-            }  # fmt: skip
+                "spec": {
+                    "interval": "1m",
+                    "sources": [{"name": "central", "arubaCentral": connection}],
+                },
+            }
         )
     return {"apiVersion": "v1", "kind": "List", "items": items}
 
@@ -112,19 +117,27 @@ def run_variant(
     health = free_port()
     env = {
         **os.environ, "KUBECONFIG": cluster.operator_kubeconfig,
-        "INVENTORY_SYNC_DATABASE_URL": url, "INVENTORY_SYNC_WATCH_NAMESPACES": namespace,
+        # Cluster-wide, as by default: a namespaced kopf spends its first ~50 s failing to list
+        # namespaces under this RBAC before it falls back to the listed ones.
+        "INVENTORY_SYNC_DATABASE_URL": url,
         "INVENTORY_SYNC_HEALTH_PORT": str(health), "INVENTORY_SYNC_METRICS_PORT": "0",
-        "INVENTORY_SYNC_INSTANCE": f"bench-{name}", "INVENTORY_SYNC_LOG_LEVEL": "WARNING",
+        "INVENTORY_SYNC_INSTANCE": f"bench-{name}",
+        "INVENTORY_SYNC_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }  # fmt: skip
     if source is not None:
         env["PYTHONPATH"] = str(source)
     log = (workdir / f"{name}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "inventory_sync", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "inventory_sync", "run"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         _wait_healthy(health, process)
-        cluster.kubectl_run("apply", "-f", "-", stdin=json.dumps(schedules(simulator, namespace, count)))
+        cluster.kubectl_run(
+            "apply", "-f", "-", stdin=json.dumps(schedules(simulator, namespace, count))
+        )
         started = time.monotonic()
         samples = []
         while time.monotonic() - started < minutes * 60:
@@ -136,6 +149,12 @@ def run_variant(
         process.terminate()
         process.wait(60)
         log.close()
+        # The next variant's operator watches every namespace: leave it nothing of this one's.
+        cluster.kubectl_run("delete", "syncschedules", "--all", "-n", namespace, "--wait=false")
+        if os.environ.get("BENCH_KEEP_LOGS"):
+            Path(os.environ["BENCH_KEEP_LOGS"], f"{name}.log").write_bytes(
+                Path(log.name).read_bytes()
+            )
     return asyncio.run(_figures(name, url, count, minutes, samples))
 
 
@@ -167,6 +186,9 @@ async def _figures(
 ) -> Figures:
     connection = await asyncpg.connect(url)
     try:
+        outcomes = await connection.fetch(
+            "SELECT trigger || '/' || state AS k, count(*) AS n FROM sync_runs GROUP BY 1 ORDER BY 1"
+        )
         rows = await connection.fetch(
             """SELECT resource_uid, scheduled_at, started_at, state FROM sync_runs
                WHERE trigger = 'schedule' ORDER BY resource_uid, started_at"""
@@ -190,6 +212,7 @@ async def _figures(
         period_p99=round(quantile(periods, 0.99), 3),
         rss_max_mb=round(max(samples, default=float("nan")), 1),
         rss_last_mb=round(samples[-1], 1) if samples else float("nan"),
+        runs_by_outcome={r["k"]: r["n"] for r in outcomes},
     )  # fmt: skip
 
 
@@ -230,7 +253,7 @@ def main() -> int:
                         server_url=server_url, count=args.schedules, minutes=args.minutes,
                         workdir=workdir,
                     )  # fmt: skip
-                    print(json.dumps(asdict(figures)), flush=True)  # noqa: T201
+                    print(json.dumps(asdict(figures)), flush=True)
                     results.append(asdict(figures))
         finally:
             cluster.stop()

@@ -71,8 +71,12 @@ def build_registry(context: OperatorContext) -> kopf.OperatorRegistry:
 
 def _watch(registry: kopf.OperatorRegistry, context: OperatorContext, kind: ResourceKind) -> None:
     @kopf.on.event(GROUP, VERSION, kind.plural, registry=registry, id=f"watch-{kind.plural}")
-    def on_event(*, event: kopf.RawEvent, uid: str, **_: Any) -> None:
-        """Every watch event updates the scheduler's view; deletion cancels a run in flight."""
+    async def on_event(*, event: kopf.RawEvent, uid: str, **_: Any) -> None:
+        """Every watch event updates the scheduler's view; deletion cancels a run in flight.
+
+        async on purpose: kopf runs a plain `def` handler in a worker thread, and the
+        scheduler's state belongs to the event loop alone (a thread adding a resource while
+        the loop iterated them killed the scheduler under 200 resources)."""
         scheduler = context.scheduler
         if scheduler is None:
             return

@@ -152,8 +152,12 @@ class Scheduler:
         try:
             while not stop.is_set():
                 self._wake.clear()
-                self.tick()
-                await self._sleep(stop)
+                try:
+                    self.tick()
+                    await self._sleep(stop)
+                except Exception:  # a bug here must not end scheduling for every resource
+                    logger.exception("the scheduler's loop failed; going on")
+                    await asyncio.sleep(TICK_SECONDS)
         finally:
             relisting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -188,7 +192,7 @@ class Scheduler:
     async def _sleep(self, stop: asyncio.Event) -> None:
         """Until the next tick, the next due time (to the millisecond), a wake-up, or stop."""
         now, wait = self.clock(), TICK_SECONDS
-        for slot in self.slots.values():
+        for slot in list(self.slots.values()):
             if slot.running or slot.busy:
                 continue
             for moment in (slot.not_before, slot.wake_at):
