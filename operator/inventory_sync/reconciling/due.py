@@ -1,11 +1,13 @@
 """When is a SyncSchedule or Fabric due? Computed from its status, so a restart causes no burst.
 
-Scheduled runs sit on a grid: each counts `interval` from the time the previous one was due
-(`status.lastScheduleTime`), not from when it ended, so "1m" means a run every 60 s however
-long runs take. A run started by a trigger (creation, a manual request, a spec change) starts
-a new grid at its start plus the resource's phase: a few seconds, fixed per resource uid, so
-200 schedules created (or edited by a GitOps tool) at once do not stay in lockstep, and every
-replica computes the same times.
+Scheduled runs sit on a grid: each is due `interval` after the previous one was due
+(`status.lastScheduleTime`), not after it ended, so "1m" means a run every 60 s however long
+runs take. Each resource has its own grid, offset from the Unix epoch by a *phase* in
+[0, interval) taken from its uid alone, so every replica computes the same times and 200
+schedules created (or edited by a GitOps tool) at once spread over the interval instead of
+falling due together. A run started by a trigger (creation, a manual request, a spec
+change) joins its grid at the slot nearest to its start: the next scheduled run follows
+between half an interval and one and a half intervals later.
 """
 
 from __future__ import annotations
@@ -13,22 +15,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from inventory_sync.reconciling.view import parse_time, read_status
 
-__all__ = ["REQUESTED_AT", "Due", "Trigger", "decide", "parse_time", "phase_of"]
+__all__ = ["REQUESTED_AT", "Due", "Trigger", "decide", "nearest_slot", "parse_time", "phase_of"]
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 # After a failed run the next attempt comes sooner than a whole interval, doubling per
 # consecutive failure, so a transient outage heals quickly without hammering the upstream.
 FAILURE_BACKOFF_BASE = timedelta(seconds=30)
-# The phase stays small next to the interval (10 %) and absolute (30 s): it spreads load,
-# it must not make a schedule visibly late.
-PHASE_SHARE = 0.1
-MAX_PHASE = timedelta(seconds=30)
+# Every resource's grid is laid from here.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A claim key is an index entry: a requestedAt longer than this is keyed by its digest.
 _MAX_KEYED_REQUEST = 200
 
@@ -62,10 +62,19 @@ class Due:
 
 
 def phase_of(uid: str, interval: timedelta) -> timedelta:
-    """The resource's fixed offset in [0, min(10 % of interval, 30 s)), from its uid alone."""
-    bound = min(interval * PHASE_SHARE, MAX_PHASE)
+    """The resource's grid offset in [0, interval), in milliseconds (as lastScheduleTime
+    keeps them), from its uid alone.
+
+    A small jitter cannot spread load that exceeds what runs can absorb within it (200
+    schedules at 1m, four runs at a time): the whole interval can."""
     fraction = int(hashlib.sha256(uid.encode()).hexdigest()[:8], 16) / 2**32
-    return timedelta(seconds=round(bound.total_seconds() * fraction, 3))
+    return timedelta(milliseconds=int(interval.total_seconds() * 1000 * fraction))
+
+
+def nearest_slot(moment: datetime, interval: timedelta, phase: timedelta) -> datetime:
+    """The point of the grid EPOCH + phase + k * interval nearest to `moment`."""
+    start = EPOCH + phase
+    return start + ((moment - start + interval / 2) // interval) * interval
 
 
 def decide(
@@ -90,7 +99,7 @@ def decide(
     """
     view = read_status(status, now=now)
     problems = view.problems
-    restart = now + phase  # the grid a triggered run starts
+    restart = nearest_slot(now, interval, phase)  # where a triggered run joins its grid
     anchor = view.last_schedule or view.last_sync
     if suspend:
         return Due(None, (anchor or created_at + phase) + interval, problems=problems)
@@ -113,7 +122,7 @@ def decide(
                 problems=problems,
             )  # fmt: skip
         if not run_on_startup:
-            first = created_at + phase + interval
+            first = nearest_slot(created_at + interval, interval, phase)
             return Due(
                 Trigger.SCHEDULE if first <= now else None, first,
                 claim_key=f"schedule:{_key(first)}", anchor=first, problems=problems,
@@ -131,7 +140,8 @@ def decide(
         retry_at = view.last_sync + wait
         return Due(
             Trigger.RETRY if retry_at <= now else None, retry_at,
-            claim_key=f"retry:{_key(retry_at)}", anchor=retry_at, problems=problems,
+            claim_key=f"retry:{_key(retry_at)}", anchor=nearest_slot(retry_at, interval, phase),
+            problems=problems,
         )  # fmt: skip
     assert anchor is not None  # last_sync is set
     next_time = anchor + interval

@@ -92,7 +92,7 @@ def finished(
         "history": _history(status, result, limit=history_limit),
     }
     if anchor is not None:
-        patch["lastScheduleTime"] = cond.rfc3339(anchor)
+        patch["lastScheduleTime"] = cond.rfc3339_millis(anchor)
     if requested_at is not None:
         patch["lastHandledReconcileAt"] = requested_at
     conditions = cond.remove_condition(_conditions(status), cond.RECONCILING)

@@ -419,6 +419,16 @@ class Replica:
             for _ in range(rounds):
                 await asyncio.sleep(0)
 
+    async def finish(self, *, within: float = 5.0) -> None:
+        """Wait until every task of this replica is done (the runs must not be held)."""
+        pending = [
+            t for s in self.scheduler.slots.values() for t in (s.task, s.chore)
+            if t is not None and not t.done()
+        ]  # fmt: skip
+        if pending:
+            await asyncio.wait(pending, timeout=within)
+        await self.settle()
+
     async def step(self) -> None:
         """One tick and everything it started."""
         self.scheduler.tick()

@@ -37,7 +37,7 @@ async def test_a_finished_runs_status_is_retried_until_the_api_server_answers(
     api.fail("PATCH", r"/status$", 0, times=3)
     api.fail("PATCH", r"/status$", 503, times=4)
     replica.work.release()
-    await replica.settle()
+    await replica.finish()
 
     status = api.status("inventory")
     ready = condition(status, "Ready")
