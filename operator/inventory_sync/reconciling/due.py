@@ -53,12 +53,19 @@ class Due:
     claim_key: str = ""
     #: Where the next interval counts from once this run happened (status.lastScheduleTime).
     anchor: datetime | None = None
+    #: A triggered run joins its grid at the slot nearest to when it actually starts (see
+    #: `rejoined`): one that waited for a free run slot must not fall due again at once.
+    rejoin: bool = False
     #: Status fields that were unusable and ignored (reported as an Event).
     problems: tuple[str, ...] = ()
 
     @property
     def now(self) -> bool:
         return self.trigger is not None
+
+    def rejoined(self, started: datetime, interval: timedelta, phase: timedelta) -> datetime | None:
+        """The anchor for a run that started at `started`."""
+        return nearest_slot(started, interval, phase) if self.rejoin else self.anchor
 
 
 def phase_of(uid: str, interval: timedelta) -> timedelta:
@@ -107,19 +114,19 @@ def decide(
     if requested and requested != view.handled_request:
         return Due(
             Trigger.MANUAL, now, requested_at=requested, claim_key=f"manual:{_keyed(requested)}",
-            anchor=restart, problems=problems,
+            anchor=restart, rejoin=True, problems=problems,
         )  # fmt: skip
     observed = view.observed_generation
     newer = generation is not None and observed is not None and 0 < observed < generation
     spec_change = Due(
         Trigger.SPEC_CHANGE, now, claim_key=f"generation:{generation}", anchor=restart,
-        problems=problems,
+        rejoin=True, problems=problems,
     )  # fmt: skip
     if view.last_sync is None:
         if view.last_sync_unusable:
             return Due(
                 Trigger.SCHEDULE, now, claim_key=f"repair:{view.fingerprint}", anchor=restart,
-                problems=problems,
+                rejoin=True, problems=problems,
             )  # fmt: skip
         if not run_on_startup:
             first = nearest_slot(created_at + interval, interval, phase)
@@ -131,7 +138,12 @@ def decide(
         if newer:
             return spec_change
         return Due(
-            Trigger.STARTUP, created_at, claim_key="startup", anchor=restart, problems=problems
+            Trigger.STARTUP,
+            created_at,
+            claim_key="startup",
+            anchor=restart,
+            rejoin=True,
+            problems=problems,
         )
     if newer:
         return spec_change

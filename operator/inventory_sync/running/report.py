@@ -263,16 +263,18 @@ def _finished_patch(
     assert due is not None
     used = run.generation if generation is None else generation
     now = run.deps.clock()
+    phase = phase_of(resource.uid, spec.interval)
+    anchor = due.rejoined(result.started_at, spec.interval, phase)
     patch = st.finished(
         status, result, generation=used, interval=spec.interval,
         history_limit=kinds.history_limit(spec), requested_at=due.requested_at,
-        anchor=due.anchor, now=now,
+        anchor=anchor, now=now,
     )  # fmt: skip
     after = {**status, **patch}
     following = decide(
         interval=spec.interval, suspend=spec.suspend, run_on_startup=kinds.run_on_startup(spec),
         generation=resource.generation, created_at=resource.created_at, status=after,
-        annotations=resource.annotations, now=now, phase=phase_of(resource.uid, spec.interval),
+        annotations=resource.annotations, now=now, phase=phase,
     )  # fmt: skip
     patch["nextSyncTime"] = None if spec.suspend else rfc3339(following.scheduled_at)
     return patch

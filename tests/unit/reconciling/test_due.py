@@ -229,3 +229,12 @@ def test_a_huge_request_value_is_keyed_by_its_digest() -> None:
     decision = due(SYNCED_5M_AGO, annotations={REQUESTED_AT: "x" * 5000})
     assert decision.claim_key.startswith("manual:sha256:")
     assert decision.requested_at == "x" * 5000
+
+
+def test_a_triggered_run_that_waited_for_a_run_slot_joins_its_grid_where_it_started() -> None:
+    phase = timedelta(seconds=40)
+    decision = due({}, phase=phase)  # the startup run, decided at 12:00:00
+    started = NOW + timedelta(minutes=9)  # it waited behind 200 others for a free run slot
+    assert decision.rejoined(started, INTERVAL, phase) == NOW + timedelta(minutes=15, seconds=40)
+    scheduled = due({**SYNCED_5M_AGO, "lastScheduleTime": "2026-11-22T11:45:40Z"}, phase=phase)
+    assert scheduled.rejoined(started, INTERVAL, phase) == scheduled.anchor  # the grid holds
