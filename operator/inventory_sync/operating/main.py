@@ -87,8 +87,8 @@ async def trigger(
     """Set reconcile.fluxcd.io/requestedAt (as `flux reconcile` does); with wait, follow the
     run until status.lastHandledReconcileAt echoes it. Returns (exit code, message).
 
-    A suspended resource is refused at once (no run would ever answer); a stalled one is
-    answered by the operator with its Stalled condition, which is then the message.
+    With wait, a suspended resource is refused at once (no run would ever answer) and a
+    stalled one is answered by the operator with its Stalled condition, then the message.
     """
     kind, name = parse_target(target)
     client = KubeClient(connection or KubeConnection.default())
@@ -99,14 +99,16 @@ async def trigger(
         body = await client.get(path)
         if body is None:
             return 1, f"{what} not found"
-        if (body.get("spec") or {}).get("suspend") is True:
+        suspended = (body.get("spec") or {}).get("suspend") is True
+        if suspended and wait:  # no run would ever answer: say so instead of waiting it out
             return (
                 1,
                 f"{what} is suspended (spec.suspend: true): no run will start; resume it first",
             )
         await client.patch_merge(path, {"metadata": {"annotations": {REQUESTED_AT: requested}}})
         if not wait:
-            return 0, f"{what}: run requested at {requested}"
+            later = " (suspended: it runs once resumed)" if suspended else ""
+            return 0, f"{what}: run requested at {requested}{later}"
         async with asyncio.timeout(wait_seconds):
             while True:
                 body = await client.get(path) or {}
