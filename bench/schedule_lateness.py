@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -236,6 +237,8 @@ def main() -> int:
     parser.add_argument("--baseline-src", type=Path, help="an operator/ source tree to compare")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
+    # SIGTERM unwinds like ^C, so the cluster, PostgreSQL and the operator are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bin_dir = Path(
         subprocess.run(
             [str(REPO / "tools/controlplane/build.sh"), "--print-bin-dir"],

@@ -223,6 +223,55 @@ async def test_a_run_that_ends_while_the_api_server_is_down_reports_once_it_is_b
     await eventually(lambda: answered(admin, test_namespace, "after-the-outage"), within=30)
 
 
+async def test_a_status_lost_with_its_operator_is_restated_by_the_next_one_without_a_rerun(
+    control_plane: Any, operator_rbac: None, admin: KubeClient, test_namespace: str,
+    simulator: ThreadedSimulator, database_url: str, local_cluster: Any, tmp_path: Path,
+) -> None:  # fmt: skip
+    """The issue's first defect whole: the run ends while the API server is away, and its
+    operator dies before the status lands. The next operator must write that status from
+    the recorded run, not run it again and not wait forever."""
+    await create_secret(admin, test_namespace, simulator)
+    slow_first_central(simulator, 6)
+    common = {
+        "kubeconfig": control_plane.operator_kubeconfig, "database_url": database_url,
+        "instance": "pod-a", "lease_seconds": 10, "lease_renew_seconds": 3,
+        "status_retry_max_seconds": 1,
+    }  # fmt: skip
+    first = OperatorSubprocess(log_path=str(tmp_path / "a.log"), **common).start()
+    second = OperatorSubprocess(log_path=str(tmp_path / "b.log"), **common)
+    try:
+        created = await admin.create(path(test_namespace), schedule(simulator))
+        uid = created["metadata"]["uid"]
+        await eventually(lambda: in_flight(admin, test_namespace), what="a run in flight")
+        await asyncio.sleep(1.5)  # every source has started: only the slow Central page is left
+        await asyncio.to_thread(local_cluster.stop_apiserver)
+        try:
+
+            async def recorded() -> list[dict[str, Any]] | None:
+                runs = await all_runs(database_url, uid)
+                return runs if runs and runs[0]["state"] == "Succeeded" else None
+
+            await eventually(recorded, within=30, what="the run recorded (API server down)")
+            first.kill()  # its status never landed
+        finally:
+            await asyncio.to_thread(local_cluster.start_apiserver)
+        second.start()
+
+        async def reported() -> dict[str, Any] | None:
+            body = await ready(admin, test_namespace)
+            return body if body and condition(body, "Reconciling") is None else None
+
+        body = await eventually(reported, within=60, what="the lost status written again")
+        assert body["status"]["history"][0]["trigger"] == "startup"
+        runs = await all_runs(database_url, uid)
+        assert [(r["claim_key"], r["state"]) for r in runs] == [("startup", "Succeeded")]
+        events = await admin.get(f"/api/v1/namespaces/{test_namespace}/events") or {}
+        assert any(e["reason"] == "StatusRestated" for e in events.get("items", []))
+    finally:
+        second.stop()
+        first.stop()
+
+
 class RestartablePostgres:
     """A PostgreSQL of this test's own, stopped and started again under its clients."""
 
