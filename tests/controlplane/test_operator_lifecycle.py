@@ -432,14 +432,13 @@ async def test_the_liveness_probe_fails_at_once_when_the_scheduler_dies(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = operator(health_port=port)
-    process.call(lambda: process.context._task.cancel())  # the scheduler task dies
 
     import urllib.error
     import urllib.request
 
-    def healthz() -> int | None:
+    def answers(path: str) -> int | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
                 return int(r.status)
         except urllib.error.HTTPError as error:
             error.close()
@@ -447,7 +446,15 @@ async def test_the_liveness_probe_fails_at_once_when_the_scheduler_dies(
         except OSError:
             return None
 
-    assert await asyncio.to_thread(healthz) == 500
+    # Wait for kopf's health server without asking /healthz: kopf keeps a good probe result
+    # for 10 s, and this test is about the first answer after the scheduler died.
+    async def listening() -> bool:
+        return await asyncio.to_thread(answers, "/not-a-probe") == 404
+
+    await eventually(listening, what="kopf's health server")
+    process.call(lambda: process.context._task.cancel())  # the scheduler task dies
+
+    assert await asyncio.to_thread(answers, "/healthz") == 500
 
 
 async def test_a_fresh_resource_reads_in_progress_before_the_operator_has_seen_it(

@@ -82,6 +82,7 @@ async def finished(run: Run) -> RunEnd:
         recorded = await _persist(run, lambda: deps.store.finish(run.run_id or 0, result))
         if not recorded:  # a replica that took the lease over has marked it Abandoned
             return await lease_lost(run, "another replica took the run over while it ended")
+        _record_metrics(run, result)  # the run happened, whenever its status lands
         await _write_status(run, lambda status: _finished_patch(run, status, result))
     except LeaseLost as lost:
         return await lease_lost(run, str(lost))
@@ -92,12 +93,6 @@ async def finished(run: Run) -> RunEnd:
     await _best_effort(deps.store.status_written(run.run_id))
     reason = reasons.SYNCED if result.succeeded else st.ready_reason(result)
     await event(run, warning=not result.succeeded, reason=reason, message=st.ready_message(result))
-    if deps.metrics is not None:
-        resource = run.resource
-        deps.metrics.record(
-            kind=resource.kind.kind, namespace=resource.namespace, name=resource.name,
-            result=result,
-        )  # fmt: skip
     return RunEnd(Ending.FINISHED, run.body, result=result)
 
 
@@ -349,6 +344,15 @@ async def _best_effort(write: Awaitable[Any]) -> None:
 
 # Bookkeeping on the way out (a cancelled run's row, the lease) must not hold up a shutdown.
 RELEASE_TIMEOUT = timedelta(seconds=5)
+
+
+def _record_metrics(run: Run, result: RunResult) -> None:
+    metrics, resource = run.deps.metrics, run.resource
+    if metrics is not None:
+        metrics.record(
+            kind=resource.kind.kind, namespace=resource.namespace, name=resource.name,
+            result=result,
+        )  # fmt: skip
 
 
 def _count(run: Run, outcome: str) -> None:
