@@ -454,7 +454,10 @@ async def test_the_liveness_probe_fails_at_once_when_the_scheduler_dies(
     await eventually(listening, what="kopf's health server")
     process.call(lambda: process.context._task.cancel())  # the scheduler task dies
 
-    assert await asyncio.to_thread(answers, "/healthz") == 500
+    async def failing() -> bool:  # at once: the cancellation lands on the loop's next turn
+        return await asyncio.to_thread(answers, "/healthz") == 500
+
+    await eventually(failing, within=3, what="/healthz answering 500")
 
 
 async def test_a_fresh_resource_reads_in_progress_before_the_operator_has_seen_it(

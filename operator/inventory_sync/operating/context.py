@@ -137,6 +137,9 @@ class OperatorContext:
         if task is not None and task.done():
             error = None if task.cancelled() else task.exception()
             raise SchedulerDown(f"the scheduler stopped: {error!r}")
+        ended = self.scheduler is not None and self.scheduler.ended
+        if ended and not self._stop.is_set():  # it ended unasked; its runs are winding down
+            raise SchedulerDown("the scheduler stopped; its runs are being cancelled")
         last = self.scheduler.last_tick if self.scheduler else None
         age = (self.clock() - last).total_seconds() if last else None
         if age is not None and age > MAX_TICK_AGE.total_seconds():

@@ -103,6 +103,8 @@ class Scheduler:
     relist_every: timedelta = RELIST_EVERY
     slots: dict[str, Slot] = field(default_factory=dict)
     last_tick: datetime | None = None
+    #: The loop has ended (its runs may still be winding down).
+    ended: bool = False
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -159,6 +161,7 @@ class Scheduler:
                     logger.exception("the scheduler's loop failed; going on")
                     await asyncio.sleep(TICK_SECONDS)
         finally:
+            self.ended = True  # no more ticks, however long the runs take to wind down
             relisting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relisting
