@@ -16,8 +16,8 @@ from inventory_sync.database_choice import choose_database_url
 from inventory_sync.errors import InventorySyncError, public_message
 from inventory_sync.kube import KubeConnection
 from inventory_sync.manifests import EnvOverlaySecrets, load_manifest
-from inventory_sync.oneshot import preflight, run_once
-from inventory_sync.reporting import ProgressBars, print_status
+from inventory_sync.oneshot import OneShot, preflight, run_once, tracked
+from inventory_sync.reporting import ProgressBars, print_operator_status, print_status
 from inventory_sync.settings import Settings, load_settings
 from inventory_sync.store.database import open_pool
 from inventory_sync.syncing.session import UpstreamSession
@@ -50,11 +50,15 @@ async def _sync(args: argparse.Namespace, settings: Settings, console: Console) 
             console.print(
                 f"[bold]SyncSchedule {schedule.metadata.namespace}/{schedule.metadata.name}[/bold]"
             )
+            sinks = OneShot()
             with ProgressBars(console) as bars:
                 result = await run_once(
-                    schedule, pool=pool, session=session, secrets=secrets, progress=bars
-                )
+                    schedule, pool=pool, session=session, secrets=secrets, progress=bars,
+                    sinks=sinks,
+                )  # fmt: skip
             print_status(console, result)
+            if args.operator_status:
+                print_operator_status(console, sinks.status.status(tracked(schedule)))
             if not result.succeeded:
                 exit_code = EXIT_FAILED
     finally:
@@ -99,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--database-url",
         help="PostgreSQL DSN (default: INVENTORY_SYNC_DATABASE_URL, else embedded)",
+    )
+    sync.add_argument(
+        "--operator-status",
+        action="store_true",
+        help="also print the status the operator would write to the SyncSchedule",
     )
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")

@@ -85,3 +85,13 @@ def print_status(console: Console, result: RunResult) -> None:
         markup=False,
         highlight=False,
     )
+
+
+def print_operator_status(console: Console, status: dict[str, Any]) -> None:
+    """The status the operator would have written to the resource, as `kubectl get -o yaml`
+    shows it."""
+    console.print(
+        yaml.safe_dump({"operatorStatus": status}, sort_keys=False).rstrip(),
+        markup=False,
+        highlight=False,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from inventory_sync.endpoints import EndpointPolicy
@@ -73,22 +73,53 @@ class Settings(BaseSettings):
         le=65535,
         description="Liveness /healthz port (kopf's probe); 0 disables.",
     )
-    peering: str | None = Field(
-        default=None,
-        description="kopf peering object name for several replicas; unset → standalone.",
-    )
-    peering_priority: int = Field(
-        default_factory=lambda: __import__("random").randint(1, 1_000_000),
-        ge=0,
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
         description=(
-            "kopf peering priority; random per process by default, because replicas of equal"
-            " priority all pause (kopf's documented behaviour) and then nothing syncs."
+            "How long a run's lease outlives its last renewal: a replica that dies mid-run"
+            " is taken over this long (plus a look) after it stopped renewing."
+        ),
+    )
+    lease_renew_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=1200,
+        description="How often a running replica renews its lease (below lease_seconds).",
+    )
+    status_retry_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="The longest pause between attempts to write a finished run's status.",
+    )
+    relist_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the resources are listed afresh (a watch can miss events).",
+    )
+    upstream_concurrency_per_client: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description=(
+            "Requests in flight at once per upstream API client (token URL and client id),"
+            " across all runs and sources; upstreams refuse more with 429."
         ),
     )
     instance: str = Field(
         default_factory=lambda: __import__("socket").gethostname(),
         description="This replica's name in Events (POD_NAME in the chart).",
     )
+
+    @model_validator(mode="after")
+    def _renewal_within_lease(self) -> Settings:
+        if self.lease_renew_seconds >= self.lease_seconds:
+            raise ValueError(
+                "INVENTORY_SYNC_LEASE_RENEW_SECONDS must be below INVENTORY_SYNC_LEASE_SECONDS"
+            )
+        return self
 
     @property
     def endpoint_policy(self) -> EndpointPolicy:
@@ -108,5 +139,6 @@ def load_settings() -> Settings:
         problems = []
         for item in error.errors():
             field = ".".join(str(p) for p in item["loc"])
-            problems.append(f"INVENTORY_SYNC_{field.upper()}: {item['msg']}")
+            named = f"INVENTORY_SYNC_{field.upper()}: " if field else ""  # a cross-field rule
+            problems.append(f"{named}{item['msg']}")
         raise SpecError("; ".join(problems)) from None

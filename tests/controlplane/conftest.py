@@ -57,6 +57,7 @@ REQUIRE = os.environ.get("INVENTORY_SYNC_REQUIRE_CONTROLPLANE", "") not in ("", 
 EXTERNAL_KUBECONFIG = os.environ.get("INVENTORY_SYNC_TEST_KUBECONFIG", "")
 BIN_DIR_OVERRIDE = os.environ.get("INVENTORY_SYNC_CONTROLPLANE_BIN_DIR", "")
 BUILD_RESULT = pytest.StashKey["BuildResult"]()
+LOCAL_CLUSTER = pytest.StashKey[LocalCluster]()
 
 
 @dataclass(frozen=True)
@@ -197,11 +198,22 @@ def control_plane(
         unavailable(built.problem)
     cluster = LocalCluster(built.bin_dir, state_dir)
     info = cluster.start()  # on failure, the error carries the log tail
+    stash[LOCAL_CLUSTER] = cluster
     try:
         _apply_repo_crds(info)
         yield info
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def local_cluster(request: pytest.FixtureRequest, control_plane: ClusterInfo) -> LocalCluster:
+    """The local cluster's processes, for tests that stop and start the API server; skipped on
+    an external cluster (INVENTORY_SYNC_TEST_KUBECONFIG), whose API server is not ours to stop."""
+    cluster = request.config.stash.get(LOCAL_CLUSTER, None)
+    if cluster is None:
+        pytest.skip("needs the local control plane (its API server is stopped and started)")
+    return cluster
 
 
 def _namespace_name(node_name: str) -> str:

@@ -43,14 +43,18 @@ class OperatorProcess:
         database_url: str,
         clock: ShiftableClock,
         max_concurrent_runs: int = 4,
+        instance: str = "test-operator",
+        **settings: Any,
     ) -> None:
+        self.health_port = int(settings.pop("health_port", 0))
         self.context = OperatorContext(
             settings=Settings(
                 database_url=database_url,
                 metrics_port=0,
-                health_port=0,
-                instance="test-operator",
+                health_port=self.health_port,
+                instance=instance,
                 max_concurrent_runs=max_concurrent_runs,
+                **settings,
             ),
             connection=connection,
             database_url=database_url,
@@ -71,6 +75,9 @@ class OperatorProcess:
                     standalone=True,
                     stop_flag=self._stop,
                     ready_flag=self._ready,
+                    liveness_endpoint=(
+                        f"http://127.0.0.1:{self.health_port}/healthz" if self.health_port else None
+                    ),
                 )
             )
         except BaseException as error:
@@ -83,9 +90,21 @@ class OperatorProcess:
         return self
 
     def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
         self._stop.set()
         self._thread.join(30)
         assert not self._thread.is_alive(), "operator did not stop within 30 s"
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run `function` in the operator's own event loop (its scheduler is not thread-safe)."""
+        task = self.context._task
+        assert task is not None, "the operator has not started its scheduler"
+
+        async def call() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(call(), task.get_loop()).result(10)
 
 
 async def eventually(
@@ -162,3 +181,88 @@ async def can_i(
         },
     )
     return bool(review["status"].get("allowed"))
+
+
+class OperatorSubprocess:
+    """`python -m inventory_sync run` in a process of its own, as a pod runs it: for SIGKILL,
+    SIGTERM and /healthz, which an operator in a test's thread cannot show."""
+
+    def __init__(
+        self, *, kubeconfig: str, database_url: str, log_path: str, instance: str,
+        **settings: Any,
+    ) -> None:  # fmt: skip
+        import os
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.health_port = probe.getsockname()[1]
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": kubeconfig,
+            "INVENTORY_SYNC_DATABASE_URL": database_url,
+            "INVENTORY_SYNC_HEALTH_PORT": str(self.health_port),
+            "INVENTORY_SYNC_METRICS_PORT": "0",
+            "INVENTORY_SYNC_INSTANCE": instance,
+            **{f"INVENTORY_SYNC_{k.upper()}": str(v) for k, v in settings.items()},
+        }
+        self.env.pop("KUBERNETES_SERVICE_HOST", None)
+        self.log_path = log_path
+        self.process: Any = None
+
+    def start(self, *, within: float = 30.0) -> OperatorSubprocess:
+        import subprocess
+        import sys
+
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "inventory_sync", "run"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        deadline = time.monotonic() + within
+        while self.healthz() != 200:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"operator did not start; log {self.log_path}:\n{self.log()}")
+            time.sleep(0.2)
+        return self
+
+    def healthz(self, *, timeout: float = 2.0) -> int | None:
+        """The HTTP status of /healthz; None when it does not answer within `timeout`."""
+        import urllib.error
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.health_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            error.close()
+            return int(error.code)
+        except OSError:  # refused, reset, or timed out
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup handler, no lease released, the run's row left Running."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def terminate(self, *, within: float) -> float | None:
+        """SIGTERM; the seconds it took to exit, or None (then SIGKILL) if it did not."""
+        import subprocess
+
+        started = time.monotonic()
+        self.process.terminate()
+        try:
+            self.process.wait(within)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.terminate(within=15)
+
+    def log(self, lines: int = 40) -> str:
+        with open(self.log_path, errors="replace") as log:
+            return "".join(log.readlines()[-lines:])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -65,12 +65,13 @@ def operator(
     connection = KubeConnection.from_kubeconfig_file(control_plane.operator_kubeconfig)
     started: list[OperatorProcess] = []
 
-    def start(max_concurrent_runs: int = 4) -> OperatorProcess:
+    def start(max_concurrent_runs: int = 4, **settings: Any) -> OperatorProcess:
         process = OperatorProcess(
             connection=connection,
-            database_url=database_url,
+            database_url=settings.pop("database_url", database_url),
             clock=clock,
             max_concurrent_runs=max_concurrent_runs,
+            **settings,
         )
         started.append(process.start())
         return process
@@ -183,12 +184,16 @@ async def test_no_run_before_due_and_a_run_after(
     operator()
     created = await admin.create(path(test_namespace), schedule(simulator))
     uid = created["metadata"]["uid"]
-    await eventually(lambda: ready(admin, test_namespace), what="first run")
+    body = await eventually(lambda: ready(admin, test_namespace), what="first run")
 
     await asyncio.sleep(3)  # three ticks: nothing is due
     assert len(await runs_of(database_url, uid)) == 1
 
-    clock.advance(timedelta(minutes=15, seconds=1))
+    # The next run is due on the resource's grid: half an interval to one and a half after
+    # the first (docs/operator.md); status says when.
+    due = datetime.fromisoformat(body["status"]["nextSyncTime"].replace("Z", "+00:00"))
+    assert timedelta(minutes=7) < due - clock() < timedelta(minutes=23)
+    clock.advance(due - clock() + timedelta(seconds=1))
     runs = await eventually(
         lambda: _at_least(runs_of(database_url, uid), 2), what="the scheduled run"
     )

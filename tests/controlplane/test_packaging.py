@@ -74,7 +74,7 @@ def kinds(documents: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def prepared_cluster(control_plane: Any) -> Any:
-    """Namespaces the renders target, kopf's peering CRDs, a ServiceMonitor CRD if missing."""
+    """Namespaces the renders target, a ServiceMonitor CRD if missing."""
     namespaces = {NAMESPACE, PSS_NAMESPACE}
     for values in VALUES_FILES:
         loaded = yaml.safe_load(values.read_text()) or {}
@@ -87,11 +87,7 @@ def prepared_cluster(control_plane: Any) -> Any:
         "pod-security.kubernetes.io/enforce=restricted",
     )  # fmt: skip
     control_plane.kubectl_run("create", "serviceaccount", RELEASE, "-n", PSS_NAMESPACE, check=False)
-    crds = ["customresourcedefinition.apiextensions.k8s.io/clusterkopfpeerings.kopf.dev",
-            "customresourcedefinition.apiextensions.k8s.io/kopfpeerings.kopf.dev"]  # fmt: skip
-    control_plane.kubectl_run(
-        "apply", "--server-side", "-f", str(CHART / "files" / "kopf-peering-crds.yaml")
-    )
+    crds: list[str] = []
     existing = control_plane.kubectl_run(
         "get", "crd", "servicemonitors.monitoring.coreos.com", check=False
     )
@@ -102,7 +98,8 @@ def prepared_cluster(control_plane: Any) -> Any:
         crds.append(
             "customresourcedefinition.apiextensions.k8s.io/servicemonitors.monitoring.coreos.com"
         )
-    control_plane.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", *crds)
+    if crds:
+        control_plane.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", *crds)
     return control_plane
 
 
@@ -134,19 +131,19 @@ def test_values_schema_rejects_unknown_keys(helm: str) -> None:
 # --------------------------------------------------------------------------- what the renders grant
 
 
-def test_peering_rights_and_object_only_with_several_replicas(helm: str) -> None:
-    single = render(helm)
-    assert "kopf.dev" not in json.dumps(single)
-    env = {e["name"] for e in kinds(single, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
-    assert "INVENTORY_SYNC_PEERING" not in env
-
-    several = render(helm, "--set", "replicaCount=2")
-    rules = kinds(several, "ClusterRole")[0]["rules"]
-    assert {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
-            "verbs": ["get", "list", "watch", "patch"]} in rules  # fmt: skip
-    assert [p["metadata"]["name"] for p in kinds(several, "ClusterKopfPeering")] == [RELEASE]
-    container = kinds(several, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "INVENTORY_SYNC_PEERING", "value": RELEASE} in container["env"]
+def test_several_replicas_are_all_active_without_kopf_peering(helm: str) -> None:
+    single, several = render(helm), render(helm, "--set", "replicaCount=2")
+    for documents in (single, several):
+        assert "kopf.dev" not in json.dumps(documents)  # no peering rights, CRDs or objects
+        assert "KopfPeering" not in json.dumps(documents)
+        env = {e["name"] for e in kinds(documents, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+        assert "INVENTORY_SYNC_PEERING" not in env
+    assert kinds(single, "Deployment")[0]["spec"]["strategy"] == {"type": "Recreate"}
+    rolling = kinds(several, "Deployment")[0]["spec"]["strategy"]
+    assert rolling == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
 
 
 def test_namespaced_mode_grants_roles_only_where_listed(helm: str) -> None:

@@ -207,3 +207,26 @@ def test_credentials_can_come_from_the_environment(
     code = main(["sync", "-f", str(write(tmp_path, documents)), "--database-url", database_url])
 
     assert code == 0, capsys.readouterr().err
+
+
+def test_the_one_shot_prints_the_status_the_operator_would_write(
+    tmp_path: Path,
+    database_url: str,
+    small_simulator: ThreadedSimulator,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = str(write(tmp_path, manifest(small_simulator)))
+
+    code = main(["sync", "-f", path, "--database-url", database_url, "--operator-status"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    status = yaml.safe_load(out[out.index("operatorStatus:") :])["operatorStatus"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert set(conditions) == {"Ready"}  # Reconciling came and went, as on a cluster
+    assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ("True", "Succeeded")
+    assert status["observedGeneration"] == 1
+    assert status["sourceSummary"] == "3/3 succeeded"
+    assert status["syncStatus"] == "InSync"
+    assert status["history"][0]["trigger"] == "cli"
+    assert status["nextSyncTime"] > status["lastSyncTime"]

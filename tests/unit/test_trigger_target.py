@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from inventory_sync.errors import SpecError
-from inventory_sync.operating.kinds import FABRIC, SYNC_SCHEDULE, ResourceKind
 from inventory_sync.operating.main import parse_target
+from inventory_sync.running.resource import FABRIC, SYNC_SCHEDULE, ResourceKind
 
 
 @pytest.mark.parametrize(

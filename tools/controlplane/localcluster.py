@@ -474,6 +474,8 @@ class LocalCluster:
         self.operator_service_account = operator_service_account
         self._etcd: _Process | None = None
         self._apiserver: _Process | None = None
+        self._etcd_url = ""
+        self._api_port = 0
         self.info: ClusterInfo | None = None
 
     # -- public API
@@ -505,6 +507,23 @@ class LocalCluster:
                 proc.stop()
         self._apiserver = self._etcd = None
 
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver only (etcd keeps the data): clients see refused connections."""
+        if self._apiserver is not None:
+            self._apiserver.stop()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on the same port and etcd, and wait until it is ready."""
+        info = self._require_info()
+        self._apiserver = _Process(
+            "kube-apiserver",
+            self._apiserver_argv(self._etcd_url, self._api_port),
+            self.state_dir / "apiserver.log",
+            self.detach,
+        )
+        self._apiserver.start()
+        self._wait_ready(info)
+
     def apply_crds(self, directory: Path) -> list[str]:
         """Apply every YAML in ``directory`` and wait until its CRDs are Established."""
         info = self._require_info()
@@ -526,6 +545,7 @@ class LocalCluster:
     def _start_once(self) -> ClusterInfo:
         etcd_port, peer_port, api_port = self._distinct_ports(3)
         etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self._etcd_url, self._api_port = etcd_url, api_port
         shutil.rmtree(self.state_dir / "etcd-data", ignore_errors=True)
         self._etcd = _Process(
             "etcd", self._etcd_argv(etcd_url, peer_port), self.state_dir / "etcd.log", self.detach

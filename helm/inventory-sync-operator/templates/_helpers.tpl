@@ -51,15 +51,6 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* "true" when several replicas need kopf peering, else "". */}}
-{{- define "inventory-sync.peering" -}}
-{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
-{{- end }}
-
-{{- define "inventory-sync.peeringName" -}}
-{{- default (include "inventory-sync.fullname" .) .Values.peering.name }}
-{{- end }}
-
 {{/* The namespaces whose Role may read Hedgehog objects (namespaced mode only), as JSON. */}}
 {{- define "inventory-sync.hedgehogNamespaces" -}}
 {{- if include "inventory-sync.hedgehogGranted" . }}

@@ -10,8 +10,8 @@ import kopf
 from inventory_sync.errors import InventorySyncError, public_message
 from inventory_sync.kube.sessions import KopfLogin, open_session
 from inventory_sync.models import GROUP, VERSION
-from inventory_sync.operating.context import OperatorContext
-from inventory_sync.operating.kinds import FABRIC, KINDS, ResourceKind
+from inventory_sync.operating.context import OperatorContext, SchedulerDown
+from inventory_sync.running.resource import FABRIC, KINDS, ResourceKind
 
 # Our own prefix for anything kopf stores, so nothing of kopf's lands in .status.
 PREFIX = "inventorysync.dev"
@@ -56,8 +56,13 @@ def build_registry(context: OperatorContext) -> kopf.OperatorRegistry:
 
     @kopf.on.probe(id="scheduler", registry=registry)
     def probe(**_: Any) -> dict[str, object]:
-        """Liveness: fails when the scheduler stopped ticking."""
-        return context.healthy()
+        """Liveness: fails when the scheduler died or stopped ticking. kopf retries a probe
+        that raises anything else after a backoff, which leaves /healthz hanging instead of
+        failing; a PermanentError fails the request at once."""
+        try:
+            return context.healthy()
+        except SchedulerDown as error:
+            raise kopf.PermanentError(str(error)) from error
 
     for kind in KINDS:
         _watch(registry, context, kind)
@@ -66,8 +71,12 @@ def build_registry(context: OperatorContext) -> kopf.OperatorRegistry:
 
 def _watch(registry: kopf.OperatorRegistry, context: OperatorContext, kind: ResourceKind) -> None:
     @kopf.on.event(GROUP, VERSION, kind.plural, registry=registry, id=f"watch-{kind.plural}")
-    def on_event(*, event: kopf.RawEvent, uid: str, **_: Any) -> None:
-        """Every watch event updates the scheduler's view; deletion cancels a run in flight."""
+    async def on_event(*, event: kopf.RawEvent, uid: str, **_: Any) -> None:
+        """Every watch event updates the scheduler's view; deletion cancels a run in flight.
+
+        async on purpose: kopf runs a plain `def` handler in a worker thread, and the
+        scheduler's state belongs to the event loop alone (a thread adding a resource while
+        the loop iterated them killed the scheduler under 200 resources)."""
         scheduler = context.scheduler
         if scheduler is None:
             return

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from inventory_sync.errors import InventorySyncError, public_message
-from inventory_sync.operating.runner import RunnerDeps
+from inventory_sync.running.steps import RunDeps
 from inventory_sync.syncing.fabric_retirement import (
     RetirementReport,
     cluster_owner,
@@ -25,7 +25,7 @@ RETRY_AFTER = timedelta(seconds=30)
 class FabricRetirement:
     """One background task per operator; `wake()` asks for a reconciliation now."""
 
-    def __init__(self, *, deps: RunnerDeps, namespaces: Sequence[str], interval: timedelta) -> None:
+    def __init__(self, *, deps: RunDeps, namespaces: Sequence[str], interval: timedelta) -> None:
         self._deps = deps
         self._namespaces = list(namespaces)
         self._interval = interval
@@ -48,6 +48,8 @@ class FabricRetirement:
         """Learn this cluster's owner identity once (runs register under it from then on),
         then reconcile."""
         deps = self._deps
+        assert deps.kube is not None
+        assert deps.pool is not None
         if deps.fabric_owner is None:
             deps.fabric_owner = await cluster_owner(deps.kube)
         return await reconcile_fabrics(

@@ -1,38 +1,62 @@
-"""The scheduler: on every tick or wake-up, decide for each watched resource whether it runs now."""
+"""The scheduler: on every tick or wake-up, decide for each watched resource whether it runs now.
+
+A tick is synchronous and pure (no API call, no database): per resource it parses the spec,
+reads the status through `reconciling.due.decide`, and hands anything that needs I/O (a run,
+a status refresh, a problem report) to a task of that resource. So one resource's problem
+(an exception, a slow API call) never delays or stops another's, and the loop itself cannot
+die of one: each resource is considered inside its own try.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from inventory_sync import logs
-from inventory_sync.errors import (
-    CredentialsError,
-    InventorySyncError,
-    KubeForbidden,
-    SpecError,
-    public_message,
-)
+from inventory_sync.errors import SpecError
 from inventory_sync.models import ConcurrencyPolicy, SyncScheduleSpec
-from inventory_sync.operating import kinds
-from inventory_sync.operating.kinds import AnySpec, ResourceKind, Tracked
-from inventory_sync.operating.runner import AlreadyClaimed, Clock, Runner
 from inventory_sync.reconciling import status as st
 from inventory_sync.reconciling.conditions import rfc3339
-from inventory_sync.reconciling.due import Due, Trigger, decide
+from inventory_sync.reconciling.due import Due, Trigger, decide, phase_of
+from inventory_sync.running import resource as kinds
+from inventory_sync.running.report import Ending, RunEnd
+from inventory_sync.running.resource import AnySpec, ResourceKind, Tracked
+from inventory_sync.running.runner import Runner
+from inventory_sync.running.steps import Clock
 
 logger = logging.getLogger(__name__)
 
-# A manual trigger must start within 2 s; a 1 s tick plus the wake-up on every watch event
-# meets that with room to spare, and a tick costs no API call unless something changed.
+# Housekeeping between due times (OutOfSync ageing in, a fixed stall) needs no more than a
+# look per second; due times themselves wake the loop exactly (see `_sleep`).
 TICK_SECONDS = 1.0
-# After an error before a run could start (database down, RBAC missing, Secret missing), the
-# resource is looked at again after this long instead of every tick.
+# After a problem before or during a run (database down, RBAC missing, Secret missing), the
+# resource is looked at again after this long, doubling per consecutive problem up to
+# MAX_RECHECK, instead of every tick.
 RECHECK_AFTER_ERROR = timedelta(seconds=10)
+MAX_RECHECK = timedelta(minutes=5)
+# A request another replica already answered: its status arrives by watch in a moment.
+ANSWERED_RECHECK = timedelta(seconds=5)
+# A fresh LIST of both kinds catches a missed watch event (a DELETED never seen would keep
+# a dead resource scheduled; a missed ADDED would never run).
+RELIST_EVERY = timedelta(minutes=5)
+
+RunningKey = tuple[Trigger, str | None, int | None]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A fresh LIST of both kinds: the bodies and the oldest list's resourceVersion."""
+
+    items: list[tuple[ResourceKind, dict[str, Any]]]
+    resource_version: int | None
+
+
+Lister = Callable[[], Awaitable[Listing]]
 
 
 @dataclass
@@ -41,71 +65,118 @@ class Slot:
     from status."""
 
     tracked: Tracked
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[None] | None = None  # the run in flight (or the one replacing it)
+    chore: asyncio.Task[None] | None = None  # a status refresh or problem report
     #: What the run in flight answers: (trigger, requestedAt, generation); Replace compares it.
-    running_key: tuple[Trigger, str | None, int | None] | None = None
+    running_key: RunningKey | None = None
     not_before: datetime | None = None
+    #: not_before ends early when the resource changes (another replica's run wrote status).
+    until_changed: bool = False
+    problems: int = 0  # consecutive, for the recheck backoff
+    noticed: tuple[str, ...] = ()  # the status problems already reported
+    wake_at: datetime | None = None  # the next due time, for the loop's sleep
+    #: The parsed spec of the generation it was parsed from: a tick parses each spec once.
+    parsed: tuple[int | None, AnySpec] | None = None
+
+    def spec(self) -> AnySpec:
+        """The spec, parsed once per generation (SpecError names the field)."""
+        tracked = self.tracked
+        if self.parsed is None or self.parsed[0] != tracked.generation:
+            self.parsed = (tracked.generation, tracked.kind.parse(tracked.body.get("spec") or {}))
+        return self.parsed[1]
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    @property
+    def busy(self) -> bool:
+        return self.chore is not None and not self.chore.done()
 
 
 @dataclass
 class Scheduler:
     runner: Runner
     clock: Clock
-    max_concurrent_runs: int = 4
     recheck_after_error: timedelta = RECHECK_AFTER_ERROR
+    lister: Lister | None = None
+    relist_every: timedelta = RELIST_EVERY
     slots: dict[str, Slot] = field(default_factory=dict)
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _limit: asyncio.Semaphore | None = None
     last_tick: datetime | None = None
-
-    def __post_init__(self) -> None:
-        self.runner.on_status = self.status_written
+    #: The loop has ended (its runs may still be winding down).
+    ended: bool = False
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- fed by the kopf layer -------------------------------------------------------------
 
     def observe(self, kind: ResourceKind, body: dict[str, Any]) -> None:
-        """A watch event (or our own patch response) brought a newer body."""
+        """A watch event (or a fresh list) brought a body."""
         uid = str((body.get("metadata") or {}).get("uid"))
         slot = self.slots.get(uid)
         if slot is None:
             self.slots[uid] = Slot(Tracked(kind, body))
-        elif _newer(body, slot.tracked.body):
+        elif kinds.newer(body, slot.tracked.body):
             slot.tracked.body = body
+            if slot.until_changed:
+                slot.not_before, slot.until_changed = None, False
         self._wake.set()
 
     def forget(self, uid: str) -> None:
         """The resource was deleted: cancel its run; nothing waits on upstreams or the database."""
         slot = self.slots.pop(uid, None)
-        if slot and slot.task and not slot.task.done():
-            slot.task.cancel()
-        if slot:
-            self.runner.forget(slot.tracked)
+        if slot is None:
+            return
+        for task in (slot.task, slot.chore):
+            if task is not None and not task.done():
+                task.cancel("the resource was deleted")
+        self.runner.forget(slot.tracked)
 
-    def status_written(self, tracked: Tracked, body: dict[str, Any]) -> None:
-        slot = self.slots.get(tracked.uid)
-        if slot is not None and _newer(body, slot.tracked.body):
-            slot.tracked.body = body
+    def reconcile(self, listing: Listing) -> None:
+        """Align the slots with a fresh list: drop resources it no longer has, add missed ones."""
+        seen = set()
+        for kind, body in listing.items:
+            seen.add(str((body.get("metadata") or {}).get("uid")))
+            self.observe(kind, body)
+        for uid, slot in list(self.slots.items()):
+            if uid in seen or _created_after(slot.tracked, listing.resource_version):
+                continue
+            logger.info(
+                "%s %s/%s is gone from a fresh list: forgetting it",
+                slot.tracked.kind.kind, slot.tracked.namespace, slot.tracked.name,
+            )  # fmt: skip
+            self.forget(uid)
 
     # -- the loop ----------------------------------------------------------------------------
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        self._limit = asyncio.Semaphore(self.max_concurrent_runs)
-        while not stop.is_set():
-            self._wake.clear()
-            await self.tick()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(TICK_SECONDS):
-                    await _first(self._wake.wait(), stop.wait())
-        await self.shutdown()
+        relisting = asyncio.create_task(self._relist_forever(stop), name="relist")
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    self.tick()
+                    await self._sleep(stop)
+                except Exception:  # a bug here must not end scheduling for every resource
+                    logger.exception("the scheduler's loop failed; going on")
+                    await asyncio.sleep(TICK_SECONDS)
+        finally:
+            self.ended = True  # no more ticks, however long the runs take to wind down
+            relisting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relisting
+            await self.shutdown()
 
     async def shutdown(self) -> None:
-        tasks = [s.task for s in self.slots.values() if s.task and not s.task.done()]
+        tasks = [t for s in self.slots.values() for t in (s.task, s.chore) if t and not t.done()]
+        tasks += [t for t in self._background if not t.done()]
         for task in tasks:
-            task.cancel()
+            task.cancel("the operator is stopping")
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def tick(self) -> None:
-        self.last_tick = self.clock()
+    def tick(self) -> None:
+        now = self.clock()
+        self.last_tick = now
         for slot in list(self.slots.values()):
             tracked = slot.tracked
             try:
@@ -113,22 +184,52 @@ class Scheduler:
                 # (tasks copy the context), carries the resource as fields.
                 with logs.about(kind=tracked.kind.kind, namespace=tracked.namespace,
                                 name=tracked.name, uid=tracked.uid):  # fmt: skip
-                    await self._consider(slot)
-            except InventorySyncError as error:  # e.g. the API refused a status patch
-                logger.warning(
-                    "%s/%s: %s", slot.tracked.namespace, slot.tracked.name, public_message(error)
-                )
-                slot.not_before = self.clock() + self.recheck_after_error
+                    self._consider(slot, now)
+            except Exception:  # a bug in one resource's decision must not stop the others
+                logger.exception(
+                    "%s %s/%s: could not be scheduled",
+                    tracked.kind.kind, tracked.namespace, tracked.name,
+                )  # fmt: skip
+                slot.not_before = now + self.recheck_after_error
 
-    async def _consider(self, slot: Slot) -> None:
-        tracked, now = slot.tracked, self.clock()
-        if slot.not_before and now < slot.not_before:
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        """Until the next tick, the next due time (to the millisecond), a wake-up, or stop."""
+        now, wait = self.clock(), TICK_SECONDS
+        for slot in list(self.slots.values()):
+            if slot.running or slot.busy:
+                continue
+            for moment in (slot.not_before, slot.wake_at):
+                if moment is not None and moment > now:
+                    wait = min(wait, (moment - now).total_seconds())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(wait, 0.001)):
+                await _first(self._wake.wait(), stop.wait())
+
+    async def _relist_forever(self, stop: asyncio.Event) -> None:
+        if self.lister is None:
             return
-        slot.not_before = None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.relist_every.total_seconds()):
+                    await stop.wait()
+                    return
+            try:
+                self.reconcile(await self.lister())
+            except Exception as error:  # the watch still works; try again next time
+                logger.warning("relisting the resources failed: %s", error)
+
+    # -- one resource ----------------------------------------------------------------------
+
+    def _consider(self, slot: Slot, now: datetime) -> None:
+        if slot.busy or (slot.not_before is not None and now < slot.not_before):
+            return
+        slot.not_before, slot.until_changed = None, False
+        tracked = slot.tracked
         try:
-            spec = tracked.kind.parse(tracked.body.get("spec") or {})
+            spec = slot.spec()
         except SpecError as error:
-            await self.runner.stall(tracked, reason="InvalidSpec", message=str(error))
+            if not slot.running:  # a run in flight finishes with the spec it started with
+                slot.chore = self._spawn(slot, self._problem(slot, error))
             return
         due = decide(
             interval=spec.interval,
@@ -139,74 +240,81 @@ class Scheduler:
             status=tracked.status,
             annotations=tracked.annotations,
             now=now,
+            phase=phase_of(tracked.uid, spec.interval),
         )
-        running = slot.task is not None and not slot.task.done()
-        if running:
-            key = (due.trigger, due.requested_at, tracked.generation) if due.trigger else None
-            fresh_request = (
-                due.trigger in (Trigger.MANUAL, Trigger.SPEC_CHANGE) and key != slot.running_key
-            )
-            if fresh_request and _replaces(spec):
-                assert slot.task is not None
-                slot.task.cancel()  # Replace: the newer request wins
-                with contextlib.suppress(asyncio.CancelledError):
-                    await slot.task
-            else:
-                return  # Forbid (or the same request): let the run in flight finish
+        if due.problems and due.problems != slot.noticed:
+            slot.noticed = due.problems
+            self._background_task(self.runner.notice(tracked, due.problems))
+        slot.wake_at = None if due.now else due.scheduled_at
+        if slot.running:
+            key = _key(due, tracked)
+            fresh = due.trigger in (Trigger.MANUAL, Trigger.SPEC_CHANGE) and key != slot.running_key
+            if fresh and _replaces(spec):
+                previous = slot.task
+                assert previous is not None
+                previous.cancel("replaced by a newer request")
+                slot.running_key = key
+                slot.task = self._spawn(slot, self._run(slot, spec, due, after=previous))
+            return  # Forbid (or the same request): the run in flight finishes first
         if due.now:
-            await self._start(slot, spec, due)
-        else:
-            await self._refresh(slot, spec, due, now)
-
-    async def _start(self, slot: Slot, spec: AnySpec, due: Due) -> None:
-        tracked = slot.tracked
-        try:
-            await self.runner.preflight(tracked, spec)
-        except InventorySyncError as error:
-            # Missing Secret, a Secret the operator may not read, an unusable kubeconfig:
-            # shown in status (Stalled when a retry cannot help), rechecked in a few seconds.
-            report = self.runner.stall if error.permanent else self.runner.not_ready
-            await report(
-                tracked, reason=problem_reason(error), message=public_message(error, limit=1024)
-            )
-            slot.not_before = self.clock() + self.recheck_after_error
+            slot.running_key = _key(due, tracked)
+            slot.task = self._spawn(slot, self._run(slot, spec, due))
             return
-        assert due.trigger is not None
-        slot.running_key = (due.trigger, due.requested_at, tracked.generation)
-        slot.task = asyncio.create_task(
-            self._guarded_run(slot, spec, due), name=f"run:{tracked.namespace}/{tracked.name}"
-        )
+        patch = self._refresh_patch(tracked, spec, due, now)
+        if patch:
+            slot.chore = self._spawn(slot, self._refresh(slot, patch))
 
-    async def _guarded_run(self, slot: Slot, spec: AnySpec, due: Due) -> None:
-        assert self._limit is not None
-        tracked = slot.tracked
+    async def _run(
+        self, slot: Slot, spec: AnySpec, due: Due, *, after: asyncio.Task[None] | None = None
+    ) -> None:
+        if after is not None:  # Replace: the cancelled run reports first, then this one starts
+            await asyncio.wait([after])
         try:
-            async with self._limit:  # the global cap on concurrent runs
-                await self.runner.run(tracked, spec, due)
-        except asyncio.CancelledError:
-            raise
-        except AlreadyClaimed as error:  # another replica runs it; its status will tell
-            logger.debug("%s/%s: %s", tracked.namespace, tracked.name, error)
-            slot.not_before = self.clock() + self.recheck_after_error
-        except InventorySyncError as error:
-            message = public_message(error)
-            logger.warning(
-                "run of %s/%s could not complete: %s", tracked.namespace, tracked.name, message
-            )
-            slot.not_before = self.clock() + self.recheck_after_error
-            with contextlib.suppress(InventorySyncError):
-                await self.runner.not_ready(tracked, reason=problem_reason(error), message=message)
-        except Exception:
-            logger.exception("run of %s/%s crashed", tracked.namespace, tracked.name)
-            slot.not_before = self.clock() + self.recheck_after_error
+            end = await self.runner.run(slot.tracked, spec, due)
         finally:
-            slot.running_key = None
+            if slot.task is asyncio.current_task():
+                slot.running_key = None
             self._wake.set()
+        self._after(slot, end)
 
-    async def _refresh(self, slot: Slot, spec: AnySpec, due: Due, now: datetime) -> None:
+    async def _problem(self, slot: Slot, error: SpecError) -> None:
+        self._after(slot, await self.runner.problem(slot.tracked, error))
+
+    async def _refresh(self, slot: Slot, patch: dict[str, Any]) -> None:
+        end = await self.runner.refresh(slot.tracked, patch)
+        if end.ending is Ending.PROBLEM:  # the API server refused it: not every tick again
+            slot.not_before = self.clock() + self.recheck_after_error
+            end = RunEnd(Ending.FINISHED, end.body)
+        self._after(slot, end)
+
+    def _after(self, slot: Slot, end: RunEnd) -> None:
+        """What a run (or chore) told us: a newer body, when to look again, or that it is gone."""
+        slot.tracked.take_newer(end.body)
+        uid, now = slot.tracked.uid, self.clock()
+        if end.gone:
+            if self.slots.get(uid) is slot:
+                self.forget(uid)
+            return
+        if end.ending is Ending.PROBLEM:
+            slot.problems += 1
+            backoff = self.recheck_after_error * 2 ** min(slot.problems - 1, 10)
+            slot.not_before = now + min(backoff, max(MAX_RECHECK, self.recheck_after_error))
+        elif end.ending is Ending.BUSY:
+            wait = min(max(end.retry_in or 0.0, 1.0), self.recheck_after_error.total_seconds() * 3)
+            slot.not_before, slot.until_changed = now + timedelta(seconds=wait), True
+        elif end.ending is Ending.ANSWERED:
+            slot.not_before, slot.until_changed = now + ANSWERED_RECHECK, True
+        elif end.ending is Ending.LEASE_LOST:
+            slot.not_before = now + self.recheck_after_error
+        else:
+            slot.problems = 0
+        self._wake.set()
+
+    def _refresh_patch(
+        self, tracked: Tracked, spec: AnySpec, due: Due, now: datetime
+    ) -> dict[str, Any]:
         """Between runs: keep observedGeneration, nextSyncTime and syncStatus truthful, writing
         only when a value actually changes (OutOfSync ages in without a run)."""
-        tracked = slot.tracked
         status = tracked.status
         wanted: dict[str, Any] = {
             "observedGeneration": tracked.generation,
@@ -214,25 +322,39 @@ class Scheduler:
             "syncStatus": st.sync_status(status, interval=spec.interval, now=now),
         }
         patch = {k: v for k, v in wanted.items() if status.get(k) != v}
-        stalled = any(
-            c.get("type") == "Stalled" and c.get("status") == "True"
-            for c in status.get("conditions") or []
+        conditions = status.get("conditions")
+        stalled = isinstance(conditions, list) and any(
+            isinstance(c, dict) and c.get("type") == "Stalled" and c.get("status") == "True"
+            for c in conditions
         )
         if stalled:  # the problem is gone (we got this far): clear it
             patch.update(st.cleared_stall(status, generation=tracked.generation, now=now))
-        if patch:
-            await self.runner.patch_status(tracked, patch)
+        return patch
+
+    def _spawn(self, slot: Slot, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        tracked = slot.tracked
+
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never lose a resource to a bug in its own task
+                logger.exception(
+                    "%s %s/%s: task failed", tracked.kind.kind, tracked.namespace, tracked.name
+                )
+                slot.not_before = self.clock() + self.recheck_after_error
+
+        return asyncio.create_task(guarded(), name=f"{tracked.namespace}/{tracked.name}")
+
+    def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
-def problem_reason(error: InventorySyncError) -> str:
-    """The condition/Event reason for an error that kept a run from starting or finishing."""
-    if isinstance(error, CredentialsError):
-        return "MissingCredentials"
-    if isinstance(error, SpecError):
-        return "InvalidSpec"
-    if isinstance(error, KubeForbidden):
-        return "Forbidden"
-    return type(error).__name__
+def _key(due: Due, tracked: Tracked) -> RunningKey | None:
+    return (due.trigger, due.requested_at, tracked.generation) if due.trigger else None
 
 
 def _replaces(spec: AnySpec) -> bool:
@@ -241,15 +363,15 @@ def _replaces(spec: AnySpec) -> bool:
     )
 
 
-def _newer(body: dict[str, Any], than: dict[str, Any]) -> bool:
-    """resourceVersion is opaque, but etcd's are integers; equal or unparsable → take the new."""
+def _created_after(tracked: Tracked, resource_version: int | None) -> bool:
+    """Seen by watch after the list was taken: a list cannot know it yet."""
     try:
-        return int(body["metadata"]["resourceVersion"]) >= int(than["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return True
+        return resource_version is not None and int(tracked.resource_version) > resource_version
+    except ValueError:
+        return False
 
 
-async def _first(*waits: Any) -> None:
+async def _first(*waits: Awaitable[Any]) -> None:
     tasks = [asyncio.ensure_future(w) for w in waits]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

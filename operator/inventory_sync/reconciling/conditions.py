@@ -15,6 +15,14 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def rfc3339_millis(moment: datetime) -> str:
+    """UTC with milliseconds: for times the schedule counts from, where a second is too coarse
+    (resources sharing a second of their grid would all fall due at once)."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
 def set_condition(
     conditions: list[dict[str, Any]],
     *,

@@ -6,8 +6,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from inventory_sync.reconciling import conditions as cond
-from inventory_sync.reconciling.due import Trigger, parse_time
-from inventory_sync.results import RunResult, SourceState
+from inventory_sync.reconciling import reasons
+from inventory_sync.reconciling.due import Trigger
+from inventory_sync.reconciling.view import read_status
+from inventory_sync.results import RunResult, RunState, SourceState
 
 Status = dict[str, Any]
 
@@ -23,9 +25,10 @@ def sync_status(status: Status, *, interval: timedelta, now: datetime) -> str:
     """InSync / OutOfSync / Error / NeverSynced from what status already records."""
     if not status.get("lastSyncTime"):
         return SyncStatus.NEVER_SYNCED
-    if int(status.get("consecutiveFailures") or 0) > 0:
+    view = read_status(status, now=now)
+    if view.failures > 0:
         return SyncStatus.ERROR
-    last_success = parse_time(status.get("lastSuccessfulSyncTime"))
+    last_success = view.last_success
     if last_success is None or now - last_success > 2 * interval:
         return SyncStatus.OUT_OF_SYNC
     return SyncStatus.IN_SYNC
@@ -34,10 +37,10 @@ def sync_status(status: Status, *, interval: timedelta, now: datetime) -> str:
 def started(status: Status, *, generation: int | None, trigger: Trigger, now: datetime) -> Status:
     """Written when a run starts: Reconciling=True, so kstatus and GitOps tools see progress."""
     conditions = cond.set_condition(
-        list(status.get("conditions") or []),
+        _conditions(status),
         type=cond.RECONCILING,
         status=True,
-        reason="Progressing",
+        reason=reasons.PROGRESSING,
         message=f"Run in progress ({trigger.value})",
         generation=generation,
         now=now,
@@ -48,7 +51,7 @@ def started(status: Status, *, generation: int | None, trigger: Trigger, now: da
             conditions,
             type=cond.READY,
             status=False,
-            reason="Progressing",
+            reason=reasons.PROGRESSING,
             message="First run in progress",
             generation=generation,
             now=now,
@@ -64,12 +67,17 @@ def finished(
     interval: timedelta,
     history_limit: int,
     requested_at: str | None,
-    next_sync: datetime | None,
+    anchor: datetime | None,
     now: datetime,
 ) -> Status:
-    """Written once when a run ends: outcome, times, conditions, per-source counts, history."""
+    """Written once when a run ends: outcome, times, conditions, per-source counts, history.
+
+    `generation` is the one the run used, not the newest: a spec edited during the run has
+    not been applied, and observedGeneration must not claim it has. nextSyncTime is left to
+    the caller, who decides it from the status this patch produces.
+    """
     ok = result.succeeded
-    failures = 0 if ok else int(status.get("consecutiveFailures") or 0) + 1
+    failures = 0 if ok else read_status(status, now=now).failures + 1
     last_success = cond.rfc3339(result.finished_at) if ok else status.get("lastSuccessfulSyncTime")
     patch: Status = {
         "observedGeneration": generation,
@@ -77,24 +85,23 @@ def finished(
         "lastSuccessfulSyncTime": last_success,
         "lastDurationSeconds": result.seconds,
         "consecutiveFailures": failures,
-        "nextSyncTime": cond.rfc3339(next_sync) if next_sync else None,
         "sources": [
             s.model_dump(mode="json", by_alias=True, exclude_none=True) for s in result.sources
         ],
         "sourceSummary": source_summary(result),
         "history": _history(status, result, limit=history_limit),
     }
+    if anchor is not None:
+        patch["lastScheduleTime"] = cond.rfc3339_millis(anchor)
     if requested_at is not None:
         patch["lastHandledReconcileAt"] = requested_at
-    conditions = cond.remove_condition(list(status.get("conditions") or []), cond.RECONCILING)
+    conditions = cond.remove_condition(_conditions(status), cond.RECONCILING)
     conditions = cond.remove_condition(conditions, cond.STALLED)
     patch["conditions"] = cond.set_condition(
         conditions,
         type=cond.READY,
         status=ok,
-        reason="Succeeded"
-        if ok
-        else ("TimedOut" if result.state.value == "TimedOut" else "SyncFailed"),
+        reason=ready_reason(result),
         message=ready_message(result),
         generation=generation,
         now=now,
@@ -103,29 +110,64 @@ def finished(
     return patch
 
 
+def ready_reason(result: RunResult) -> str:
+    if result.succeeded:
+        return reasons.SUCCEEDED
+    return reasons.TIMED_OUT if result.state is RunState.TIMED_OUT else reasons.SYNC_FAILED
+
+
 def not_ready(
-    status: Status, *, reason: str, message: str, generation: int | None, now: datetime
+    status: Status,
+    *,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+    requested_at: str | None = None,
 ) -> Status:
-    """A run could not even start or finish (database down, API refused): Ready=False, retried."""
-    conditions = cond.remove_condition(list(status.get("conditions") or []), cond.RECONCILING)
+    """A run could not even start or finish (database down, API refused): Ready=False, retried.
+
+    With `requested_at` the manual request counts as answered (as Flux does), so
+    `inventory-sync trigger --wait` returns with this message instead of waiting it out.
+    """
+    conditions = cond.remove_condition(_conditions(status), cond.RECONCILING)
     conditions = cond.set_condition(
         conditions, type=cond.READY, status=False, reason=reason, message=message,
         generation=generation, now=now,
     )  # fmt: skip
-    return {"conditions": conditions}
+    patch: Status = {"conditions": conditions}
+    if requested_at is not None:
+        patch["lastHandledReconcileAt"] = requested_at
+    return patch
 
 
 class ProblemPatch(Protocol):
     def __call__(
-        self, status: Status, *, reason: str, message: str, generation: int | None, now: datetime
+        self,
+        status: Status,
+        *,
+        reason: str,
+        message: str,
+        generation: int | None,
+        now: datetime,
+        requested_at: str | None = None,
     ) -> Status: ...
 
 
 def stalled(
-    status: Status, *, reason: str, message: str, generation: int | None, now: datetime
+    status: Status,
+    *,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+    requested_at: str | None = None,
 ) -> Status:
     """A problem a retry will not fix (bad spec, missing Secret): Stalled=True, Ready=False."""
-    patch = not_ready(status, reason=reason, message=message, generation=generation, now=now)
+    patch = not_ready(
+        status, reason=reason, message=message, generation=generation, now=now,
+        requested_at=requested_at,
+    )  # fmt: skip
     patch["conditions"] = cond.set_condition(
         patch["conditions"], type=cond.STALLED, status=True, reason=reason, message=message,
         generation=generation, now=now,
@@ -159,6 +201,12 @@ def source_summary(result: RunResult) -> str:
     return f"{text}, {skipped} skipped" if skipped else text
 
 
+def _conditions(status: Status) -> list[dict[str, Any]]:
+    # Status is input from anyone with status-write access: keep only well-formed entries.
+    found = status.get("conditions")
+    return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
+
+
 def _history(status: Status, result: RunResult, *, limit: int) -> list[dict[str, Any]]:
     entry = {
         "startedAt": cond.rfc3339(result.started_at),
@@ -170,20 +218,23 @@ def _history(status: Status, result: RunResult, *, limit: int) -> list[dict[str,
     }
     if result.message:
         entry["message"] = result.message
-    previous = [h for h in (status.get("history") or []) if isinstance(h, dict)]
+    found = status.get("history")
+    previous = [h for h in found if isinstance(h, dict)] if isinstance(found, list) else []
     return [entry, *previous][:limit]
 
 
-STALL_REASONS = ("InvalidSpec", "MissingCredentials")
+def cancelled(status: Status) -> Status:
+    """A run was cancelled (Replace, deletion, shutdown): it is no longer in flight."""
+    return {"conditions": cond.remove_condition(_conditions(status), cond.RECONCILING)}
 
 
 def cleared_stall(status: Status, *, generation: int | None, now: datetime) -> Status:
     """The stalling problem is gone but no run is due yet: drop Stalled, say what happens next."""
-    conditions = cond.remove_condition(list(status.get("conditions") or []), cond.STALLED)
+    conditions = cond.remove_condition(_conditions(status), cond.STALLED)
     ready = cond.find(conditions, cond.READY)
-    if ready is not None and ready.get("reason") in STALL_REASONS:
+    if ready is not None and ready.get("reason") in reasons.STALL_REASONS:
         conditions = cond.set_condition(
-            conditions, type=cond.READY, status=False, reason="Waiting",
+            conditions, type=cond.READY, status=False, reason=reasons.WAITING,
             message="the problem is fixed; waiting for the next run", generation=generation, now=now,
         )  # fmt: skip
     return {"conditions": conditions}

@@ -20,6 +20,7 @@ import asyncpg
 
 from inventory_sync.errors import StoreError
 from inventory_sync.store import statements, walks
+from inventory_sync.store.database import STORE_FAILURES, describe_failure, store_errors
 from inventory_sync.store.staging import REJECTED_EXAMPLES, StagedPage, stage_page
 from inventory_sync.store.tables import DELETED_UPSTREAM, TableSpec
 
@@ -81,8 +82,10 @@ class ScopeMerge:
                         statements.RESOLVE_PENDING_LINKS, self._workspace, self._now
                     )
                     self.counts.links_added += int(moved)
-        except asyncpg.PostgresError as error:
-            raise StoreError(f"cannot start a merge into {self._spec.table}: {error}") from error
+        except STORE_FAILURES as error:  # a refused or dropped connection too, not only SQL
+            raise StoreError(
+                f"cannot start a merge into {self._spec.table}: {describe_failure(error)}"
+            ) from error
         self._page_sql = statements.page_statement(self._spec, self._seen)
         return self
 
@@ -108,7 +111,7 @@ class ScopeMerge:
         if not self._seen:
             return
         # A table left behind (the database went away) is dropped by a later walk as stale.
-        with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+        with contextlib.suppress(*STORE_FAILURES):
             async with self._pool.acquire() as connection:
                 await walks.drop_seen_table(connection, self._seen)
 
@@ -151,8 +154,10 @@ class ScopeMerge:
                 # Only an id delivered on two pages merging at once can get here (rows are
                 # locked in id order otherwise); the statement rolled back whole: run it again.
                 row = await self._run_page(arguments)
-        except asyncpg.PostgresError as error:
-            raise StoreError(f"merge into {self._spec.table} failed: {error}") from error
+        except STORE_FAILURES as error:  # a refused or dropped connection too, not only SQL
+            raise StoreError(
+                f"merge into {self._spec.table} failed: {describe_failure(error)}"
+            ) from error
         counts = self.counts
         counts.staged += staged.delivered
         counts.inserted += int(row["inserted"])
@@ -180,14 +185,19 @@ class ScopeMerge:
 
     async def walk_shape(self) -> WalkShape:
         await self.flush()
-        row = await self._fetchrow(
-            f"SELECT count(*) AS n, count(DISTINCT id) AS d FROM {self._seen}"
-        )
+        with store_errors(f"checking the walk of {self._spec.table}"):
+            row = await self._fetchrow(
+                f"SELECT count(*) AS n, count(DISTINCT id) AS d FROM {self._seen}"
+            )
         return WalkShape(delivered=int(row["n"]), distinct=int(row["d"]))
 
     async def missing_ids(self) -> list[str]:
         """Live rows of this scope that the walk did not deliver: deletion candidates."""
         await self.flush()
+        with store_errors(f"finding rows gone from {self._spec.table}"):
+            return await self._missing_ids()
+
+    async def _missing_ids(self) -> list[str]:
         async with self._pool.acquire() as connection:
             rows = await connection.fetch(
                 f"""SELECT t.id FROM {self._spec.table} t
@@ -201,6 +211,10 @@ class ScopeMerge:
     async def mark_deleted(self, ids: Sequence[str]) -> int:
         """Soft-delete rows confirmed gone upstream and record the scope as completely seen."""
         await self.flush()
+        with store_errors(f"soft-deleting rows of {self._spec.table}"):
+            return await self._mark_deleted(ids)
+
+    async def _mark_deleted(self, ids: Sequence[str]) -> int:
         reason = f", deleted_reason = '{DELETED_UPSTREAM}'" if self._spec.has_deleted_reason else ""
         async with self._pool.acquire() as connection, connection.transaction():
             status = await connection.execute(

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -37,8 +37,14 @@ async def run_sync(
     trigger: str,
     progress: ProgressListener | None = None,
     clock: Callable[[], datetime] = utcnow,
+    time_limit: timedelta | None = None,
 ) -> RunResult:
-    """Run every source once; never raises for a source failure — the result says what failed."""
+    """Run every source once; never raises for a source failure — the result says what failed.
+
+    `time_limit` is the run's timeout (running.resource.timeout_of decides it for both kinds); the
+    default is the spec's own, for callers outside a run.
+    """
+    limit = time_limit or spec.effective_timeout
     started = clock()
     t0 = time.monotonic()
     ctx = SourceContext(
@@ -72,13 +78,10 @@ async def run_sync(
     tasks = [asyncio.create_task(run_one(s), name=f"source:{s.name}") for s in spec.sources]
     state, message = RunState.SUCCEEDED, None
     try:
-        async with asyncio.timeout(spec.effective_timeout.total_seconds()):
+        async with asyncio.timeout(limit.total_seconds()):
             await asyncio.gather(*tasks)
     except TimeoutError:
-        state, message = (
-            RunState.TIMED_OUT,
-            f"run exceeded its timeout of {format_duration(spec.effective_timeout)}",
-        )
+        state, message = RunState.TIMED_OUT, f"run exceeded its timeout of {format_duration(limit)}"
     finally:
         # gather() does not cancel siblings on our own cancellation; make sure none outlive us.
         for task in tasks:

@@ -49,6 +49,8 @@ class UpstreamSession:
     transport: httpx.AsyncBaseTransport | None = None  # the test seam
     #: Where credentials may go: the in-cluster allow-list (settings.endpoint_policy).
     endpoint_policy: EndpointPolicy = field(default_factory=EndpointPolicy)
+    #: The in-flight cap of one API client (settings.upstream_concurrency_per_client).
+    concurrency_per_client: int = MAX_IN_FLIGHT_PER_CLIENT
     _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     _tokens: dict[tuple[str, str, str], TokenProvider] = field(default_factory=dict)
     _gates: dict[tuple[str, str], asyncio.Semaphore] = field(default_factory=dict)
@@ -81,7 +83,7 @@ class UpstreamSession:
         key = (token_url, client_id)
         gate = self._gates.get(key)
         if gate is None:
-            gate = self._gates[key] = asyncio.Semaphore(MAX_IN_FLIGHT_PER_CLIENT)
+            gate = self._gates[key] = asyncio.Semaphore(self.concurrency_per_client)
         return gate
 
     def refresh_tokens_for(

@@ -44,7 +44,7 @@ def finish(
 ) -> dict[str, Any]:
     return st.finished(
         status, run, generation=3, interval=INTERVAL, history_limit=limit, requested_at=None,
-        next_sync=now + INTERVAL, now=now,
+        anchor=now, now=now,
     )  # fmt: skip
 
 

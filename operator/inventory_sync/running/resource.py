@@ -1,4 +1,4 @@
-"""The two custom resources as the scheduler sees them: how to parse, time and identify each."""
+"""The two custom resources as a run sees them: how to parse, time and identify each (running layer)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from inventory_sync.models import (
     parse_fabric_spec,
     parse_sync_schedule_spec,
 )
-from inventory_sync.reconciling.due import parse_time
+from inventory_sync.reconciling.view import parse_time
 from inventory_sync.store.runs import ResourceIdentity
 
 AnySpec = SyncScheduleSpec | FabricSpec
@@ -39,6 +39,7 @@ KINDS = (SYNC_SCHEDULE, FABRIC)
 
 
 def timeout_of(spec: AnySpec) -> timedelta:
+    """How long a run may take, for both kinds: the one place the run timeout is decided."""
     if isinstance(spec, SyncScheduleSpec):
         return spec.effective_timeout
     return min(DEFAULT_TIMEOUT, spec.interval)
@@ -58,6 +59,12 @@ class Tracked:
 
     kind: ResourceKind
     body: dict[str, Any]
+
+    def take_newer(self, body: dict[str, Any] | None) -> None:
+        """Keep `body` if it is at least as new as the one held (our patch responses and
+        watch events race; an older one must never win)."""
+        if body is not None and newer(body, self.body):
+            self.body = body
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -91,6 +98,10 @@ class Tracked:
         return {str(k): str(v) for k, v in (self.meta.get("annotations") or {}).items()}
 
     @property
+    def resource_version(self) -> str:
+        return str(self.meta.get("resourceVersion") or "")
+
+    @property
     def created_at(self) -> datetime:
         created = parse_time(self.meta.get("creationTimestamp"))
         assert created is not None, "the API server always sets creationTimestamp"
@@ -112,3 +123,11 @@ class Tracked:
             "namespace": self.namespace,
             "uid": self.uid,
         }
+
+
+def newer(body: dict[str, Any], than: dict[str, Any]) -> bool:
+    """resourceVersion is opaque, but etcd's are integers; equal or unparsable → take the new."""
+    try:
+        return int(body["metadata"]["resourceVersion"]) >= int(than["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return True
