@@ -318,3 +318,42 @@ async def test_a_failed_page_fails_the_walk_and_stores_nothing_of_it(pool: async
     assert await pool.fetchval("SELECT array_agg(id ORDER BY id) FROM glp_devices") == ["dev-1"]
     tables = await pool.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'sync_walks'")
     assert tables == 0
+
+
+async def test_a_cancelled_walk_counts_the_page_whose_statement_was_already_running(
+    pool: asyncpg.Pool,
+) -> None:
+    # The page statement waits on a lock held elsewhere while the walk is cancelled (a run
+    # timeout). Cancelling the statement too would race its commit: rows could stay while
+    # their counts are lost. The merge lets it finish, so rows and counts agree.
+    page_started = asyncio.Event()
+
+    async def walk() -> AsyncGenerator[Page, None]:
+        yield Page([device(n) for n in range(3)], total=6)
+        page_started.set()
+        await asyncio.Event().wait()  # the upstream never answers: only a cancel ends this
+        yield Page([], total=6)
+
+    outcome = SourceOutcome(name=WS, kind="greenlake/devices")
+    blocker = await pool.acquire()
+    try:
+        locking = blocker.transaction()
+        await locking.start()
+        await blocker.execute("LOCK TABLE glp_devices IN SHARE ROW EXCLUSIVE MODE")
+        stream = streaming.stream_into_scope(
+            walk(), pool=pool, spec=GLP_DEVICES, scope=WS, outcome=outcome,
+            progress=NoProgress(), now=T0,
+        )  # fmt: skip
+        streamed = asyncio.create_task(stream)
+        await page_started.wait()
+        await asyncio.sleep(0.2)  # the page's statement is now waiting on the lock
+        streamed.cancel()
+        await asyncio.sleep(0.2)
+        await locking.rollback()  # the statement may proceed and commit
+    finally:
+        await pool.release(blocker)
+    with pytest.raises(asyncio.CancelledError):
+        await streamed
+
+    assert await pool.fetchval("SELECT count(*) FROM glp_devices") == 3
+    assert outcome.inserted == 3

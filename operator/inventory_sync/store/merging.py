@@ -95,17 +95,29 @@ class ScopeMerge:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None:
-            # The walk failed or was cancelled: its last pages need not finish.
-            for task in self._in_flight:
-                task.cancel()
         try:
-            await self.flush()
-        except (asyncio.CancelledError, StoreError):
             if exc is None:
-                raise
+                await self.flush()
+            else:
+                # The walk failed or was cancelled. A page statement in flight may already
+                # have committed; cancelling it now could lose its counts while its rows stay,
+                # so let it finish (bounded) and count what it wrote.
+                await self._settle(self.SETTLE_SECONDS)
         finally:
             await self._drop_seen_table()
+
+    #: How long a failed or cancelled walk waits for its page statements before cancelling.
+    SETTLE_SECONDS = 10.0
+
+    async def _settle(self, seconds: float) -> None:
+        """Let the pages in flight finish without cancelling them; swallow their errors."""
+        tasks, self._in_flight = self._in_flight, []
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _drop_seen_table(self) -> None:
         if not self._seen:
@@ -128,7 +140,7 @@ class ScopeMerge:
         while self._in_flight and (
             len(self._in_flight) >= self.pages_in_flight or self._in_flight[0].done()
         ):
-            await self._in_flight.pop(0)
+            await self._next_finished()
         if staged.ids:
             self._in_flight.append(asyncio.create_task(self._write(staged)))
 
@@ -136,14 +148,21 @@ class ScopeMerge:
         """Wait for the pages in flight, if any; raises the first error."""
         try:
             while self._in_flight:
-                await self._in_flight[0]
-                self._in_flight.pop(0)
-        except BaseException:
-            for task in self._in_flight:
-                task.cancel()
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
-            self._in_flight.clear()
+                await self._next_finished()
+        except StoreError:
+            await self._settle(self.SETTLE_SECONDS)
             raise
+
+    async def _next_finished(self) -> None:
+        """Wait for the oldest page statement; raise its error.
+
+        `asyncio.wait`, not `await task`: cancelling the walk must not cancel a statement that
+        may already have committed (its counts would be lost while its rows stay).
+        """
+        oldest = self._in_flight[0]
+        await asyncio.wait([oldest])
+        self._in_flight.pop(0)
+        oldest.result()
 
     async def _write(self, staged: StagedPage) -> None:
         arguments = self._arguments(staged)

@@ -54,11 +54,9 @@ async def stream_into_scope(
     # aclosing: a failed merge must stop the page fetchers now, not when garbage-collected.
     # The merge borrows a pooled connection per page, not for the walk: a source waiting on
     # its upstream holds none, so many small sources never queue behind the pool's size.
-    async with (
-        aclosing(pages) as walk,
-        ScopeMerge(pool, spec=spec, workspace_id=scope, now=now) as merge,
-    ):
-        try:
+    merge = ScopeMerge(pool, spec=spec, workspace_id=scope, now=now)
+    try:
+        async with aclosing(pages) as walk, merge:
             async for page in walk:
                 outcome.fetched += len(page.items)
                 if page.total is not None:
@@ -69,27 +67,35 @@ async def stream_into_scope(
                 _copy_merge_counts(merge, outcome)
                 progress.page_merged(outcome, total=max(totals) if totals else None)
             await merge.flush()
-        finally:
-            _copy_merge_counts(merge, outcome)
-        if not judge_deletions:
-            return
-        # Only a walk that ended normally reaches this point: a failed page raised above,
-        # so a partial fetch never deletes anything.
-        shape = await merge.walk_shape()
-        reason = _inconsistency(shape, totals, rejected=merge.counts.rejected)
-        missing = await merge.missing_ids() if reason is None else []
-        if missing and confirm_absent is not None:
-            present = {item.get("id") for item in await confirm_absent(missing)}
-            still_there = [i for i in missing if i in present]
-            if still_there:
-                reason = (
-                    f"{len(still_there)} items missing from the walk still exist upstream "
-                    "(items shifted between pages)"
-                )
-        if reason is not None:
-            outcome.deletion_skipped = reason
-            return
-        outcome.deleted = await merge.mark_deleted(missing)
+            if judge_deletions:
+                # Only a walk that ended normally gets here: a failed page raised above, so a
+                # partial fetch never deletes anything.
+                await _delete_what_vanished(merge, totals, confirm_absent, outcome)
+    finally:
+        # Copied after the merge has exited: a failed or cancelled walk's last page
+        # statements have settled by then, and their rows are counted.
+        _copy_merge_counts(merge, outcome)
+
+
+async def _delete_what_vanished(
+    merge: ScopeMerge, totals: set[int], confirm_absent: Confirm | None, outcome: SourceOutcome
+) -> None:
+    """Soft-delete the rows this complete walk did not deliver, if the walk can be trusted."""
+    shape = await merge.walk_shape()
+    reason = _inconsistency(shape, totals, rejected=merge.counts.rejected)
+    missing = await merge.missing_ids() if reason is None else []
+    if missing and confirm_absent is not None:
+        present = {item.get("id") for item in await confirm_absent(missing)}
+        still_there = [i for i in missing if i in present]
+        if still_there:
+            reason = (
+                f"{len(still_there)} items missing from the walk still exist upstream "
+                "(items shifted between pages)"
+            )
+    if reason is not None:
+        outcome.deletion_skipped = reason
+        return
+    outcome.deleted = await merge.mark_deleted(missing)
 
 
 def _inconsistency(shape: WalkShape, totals: set[int], *, rejected: int) -> str | None:
