@@ -53,6 +53,9 @@ from localcluster import (  # noqa: E402 - lives outside any package on purpose
     write_kubeconfig,
 )
 
+# The operator's fixtures, for every control-plane test (defined beside their helpers).
+from .operator_fixtures import admin, clock, operator, operator_rbac, simulator  # noqa: E402, F401
+
 REQUIRE = os.environ.get("INVENTORY_SYNC_REQUIRE_CONTROLPLANE", "") not in ("", "0")
 EXTERNAL_KUBECONFIG = os.environ.get("INVENTORY_SYNC_TEST_KUBECONFIG", "")
 BIN_DIR_OVERRIDE = os.environ.get("INVENTORY_SYNC_CONTROLPLANE_BIN_DIR", "")

@@ -11,17 +11,11 @@ import pytest
 from inventory_sync.kube import KubeClient
 from inventory_sync.simulator import ThreadedSimulator
 
-from . import test_operator as operator_tests
 from .harness import can_i, condition, eventually
 from .test_operator import path
 
 pytestmark = pytest.mark.controlplane
 
-operator_rbac = operator_tests.operator_rbac
-simulator = operator_tests.simulator
-admin = operator_tests.admin
-clock = operator_tests.clock
-operator = operator_tests.operator
 
 REFRESH_TOKEN = "demo-classic-refresh-0"
 

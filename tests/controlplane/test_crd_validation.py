@@ -19,18 +19,11 @@ from inventory_sync.kube import KubeClient
 from inventory_sync.models import GROUP, VERSION, parse_fabric_spec, parse_sync_schedule_spec
 from inventory_sync.simulator import ThreadedSimulator
 
-from . import test_operator as operator_tests
 from .harness import condition, eventually
 from .test_operator import create_secret, path, schedule
 
 pytestmark = pytest.mark.controlplane
 
-# The operator fixtures of test_operator.py, shared rather than copied.
-operator_rbac = operator_tests.operator_rbac
-simulator = operator_tests.simulator
-admin = operator_tests.admin
-clock = operator_tests.clock
-operator = operator_tests.operator
 
 Kind = Literal["SyncSchedule", "Fabric"]
 PLURALS: dict[Kind, str] = {"SyncSchedule": "syncschedules", "Fabric": "fabrics"}

@@ -33,11 +33,6 @@ from .test_rbac_errors import RBAC_API, repo_cluster_role, without
 
 pytestmark = pytest.mark.controlplane
 
-operator_rbac = operator_tests.operator_rbac
-simulator = operator_tests.simulator
-admin = operator_tests.admin
-clock = operator_tests.clock
-operator = operator_tests.operator
 
 REPO = Path(__file__).resolve().parents[2]
 # A value that must never reach doctor's output, whatever it reports about its Secret.

@@ -18,12 +18,6 @@ from .test_operator import path, ready
 
 pytestmark = pytest.mark.controlplane
 
-# The operator fixtures of test_operator.py, shared rather than copied.
-operator_rbac = operator_tests.operator_rbac
-admin = operator_tests.admin
-clock = operator_tests.clock
-operator = operator_tests.operator
-
 
 @pytest.fixture
 async def namespace(test_namespace: str, admin: KubeClient) -> AsyncIterator[str]:

@@ -14,18 +14,10 @@ from localcluster import ClusterInfo
 from inventory_sync.kube import USER_AGENT, KubeClient
 from inventory_sync.simulator import FaultRule, ThreadedSimulator
 
-from . import test_operator as operator_tests
 from .harness import condition, eventually
 from .test_operator import create_secret, path, ready, schedule
 
 pytestmark = pytest.mark.controlplane
-
-# The operator fixtures of test_operator.py, shared rather than copied.
-operator_rbac = operator_tests.operator_rbac
-simulator = operator_tests.simulator
-admin = operator_tests.admin
-clock = operator_tests.clock
-operator = operator_tests.operator
 
 
 @pytest.fixture

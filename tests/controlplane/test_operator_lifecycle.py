@@ -25,18 +25,11 @@ from inventory_sync.models import GROUP, VERSION
 from inventory_sync.simulator import FaultRule, ThreadedSimulator
 from inventory_sync.store.embedded import start_embedded, stop_embedded
 
-from . import test_operator as operator_tests
 from .harness import OperatorSubprocess, condition, eventually
 from .test_operator import create_secret, path, ready, runs_of, schedule
 
 pytestmark = pytest.mark.controlplane
 
-# The operator fixtures of test_operator.py, shared rather than copied.
-operator_rbac = operator_tests.operator_rbac
-simulator = operator_tests.simulator
-admin = operator_tests.admin
-clock = operator_tests.clock
-operator = operator_tests.operator
 
 # Short leases and retries, so a takeover or a recovery takes seconds, not half a minute.
 FAST = {"lease_seconds": 6, "lease_renew_seconds": 2, "status_retry_max_seconds": 1}

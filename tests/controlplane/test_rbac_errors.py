@@ -33,10 +33,6 @@ pytestmark = pytest.mark.controlplane
 
 RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
 
-# The operator fixtures of test_operator.py, shared rather than copied.
-operator_rbac = operator_tests.operator_rbac
-simulator = operator_tests.simulator
-admin = operator_tests.admin
 
 RBAC_API = "/apis/rbac.authorization.k8s.io/v1"
 Rule = dict[str, Any]
