@@ -63,11 +63,21 @@ logged AS (
            CASE WHEN w.inserted THEN 'insert'
                 WHEN b.deleted_at IS NOT NULL THEN 'undelete' ELSE 'update' END,
            CASE WHEN NOT w.inserted THEN array_remove(ARRAY[{differs}]::text[], NULL) END,
-           CASE WHEN NOT w.inserted THEN inventory_change_diff(b.data, c.d, {ignored}) END,
-           $2
+           diff.changes, $2
     FROM written w
     JOIN changed c ON c.id = w.id
     LEFT JOIN before b ON b.id = w.id
+    LEFT JOIN LATERAL (
+        -- The top-level fields of the document that differ, each value bounded. Inline rather
+        -- than a function: measured at about half the cost per changed row.
+        SELECT jsonb_object_agg(coalesce(n.key, o.key), jsonb_build_object(
+                   'old', inventory_change_value(o.value),
+                   'new', inventory_change_value(n.value)) ORDER BY coalesce(n.key, o.key))
+               AS changes
+        FROM jsonb_each(b.data) o FULL JOIN jsonb_each(c.d) n ON n.key = o.key
+        WHERE NOT w.inserted  -- a gate: an insert's subquery is never run
+          AND o.value IS DISTINCT FROM n.value AND coalesce(n.key, o.key) <> ALL({ignored})
+    ) diff ON true
     -- A row rewritten only to record its first content hash (migration 0007) did not change.
     WHERE w.inserted OR w.changed)"""
 

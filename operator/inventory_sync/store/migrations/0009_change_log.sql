@@ -42,20 +42,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                         'md5', md5(value::text)) END
 $$;
 
--- The top-level fields that differ between two stored documents, `ignored` keys aside
--- (volatile keys such as a fabric object's resourceVersion); NULL when none differ.
-CREATE FUNCTION inventory_change_diff(before_doc jsonb, after_doc jsonb, ignored text[])
-RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT jsonb_object_agg(k.key, jsonb_build_object(
-               'old', inventory_change_value(before_doc -> k.key),
-               'new', inventory_change_value(after_doc -> k.key)) ORDER BY k.key)
-    FROM (SELECT jsonb_object_keys(coalesce(before_doc, '{}'::jsonb))
-          UNION
-          SELECT jsonb_object_keys(coalesce(after_doc, '{}'::jsonb))) AS k(key)
-    WHERE k.key <> ALL(ignored) AND (before_doc -> k.key) IS DISTINCT FROM (after_doc -> k.key)
-$$;
-
 -- The log with the resource whose run made each change.
 CREATE VIEW inventory_change_log AS
 SELECT c.id, c.run_id, r.resource_kind, r.resource_namespace, r.resource_name,
