@@ -55,8 +55,8 @@ class ScopeMerge:
     records delivered ids (and, for GreenLake devices, resolves links kept aside whose
     subscription has since arrived); leaving drops it. Every row the session inserts, updates,
     undeletes or soft-deletes is logged in inventory_changes by the same statement, as made by
-    `provenance` (default: no run, the table's source kind); `log_changes=False` exists only
-    for the benchmark's baseline.
+    `provenance` (default: no run, the table's source kind); `log_changes=False` leaves the
+    pages unlogged, for the benchmark's baseline only.
     """
 
     #: Page statements of one walk running at once, each on its own borrowed connection. Two
