@@ -10,11 +10,16 @@ which is printed):
   the same empty table: the floor;
 - unchanged: the same N devices again (the resync of an unchanged inventory, merge alone);
 - pool: 32 small sources (5 pages of 200 devices, 0.1 s upstream latency before each page)
-  at once through a pool of 10 connections and through a pool of 32.
+  at once through a pool of 10 connections and through a pool of 32;
+- change log: the same merge (`ScopeMerge`, pages then the deletion judgement) with the
+  change log written (as every source does) and without it, on fresh databases, alternating
+  which goes first: N inserts, then 10 % of the N changed (updates with their diffs), then
+  the unchanged resync, which must log 0 rows.
 
 Item generation is timed separately and left out of the merge figures.
 
     .venv/bin/python bench/merge.py [--quick] [--repeat 3] [--sizes 100000,1000000]
+        [--no-pool] [--no-change-log | --only-change-log]
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from inventory_sync.results import SourceOutcome
 from inventory_sync.store import inspection
 from inventory_sync.store.database import open_pool
 from inventory_sync.store.embedded import start_embedded, stop_embedded
+from inventory_sync.store.merging import ScopeMerge
 from inventory_sync.store.tables import GLP_DEVICES, GLP_SUBSCRIPTIONS
 from inventory_sync.syncing.progress import NoProgress
 from inventory_sync.syncing.streaming import stream_into_scope
@@ -56,6 +62,10 @@ class Figures:
     unchanged: dict[int, list[float]] = field(default_factory=dict)
     unchanged_writes: dict[int, list[int]] = field(default_factory=dict)
     pool: dict[int, list[float]] = field(default_factory=dict)
+    #: (size, "fresh" | "changed" | "unchanged", logged?) → seconds per run
+    change_log: dict[tuple[int, str, bool], list[float]] = field(default_factory=dict)
+    #: rows the unchanged resync added to inventory_changes, per size (must stay 0)
+    change_log_resync_rows: dict[int, list[int]] = field(default_factory=dict)
 
 
 class Database:
@@ -220,6 +230,86 @@ async def one_size(db: Database, count: int, figures: Figures) -> None:
         await pool.close()
 
 
+CHANGE_LOG_PHASES = ("fresh", "changed", "unchanged")
+
+
+def _changed(source: DeviceSource, n: int) -> dict[str, Any]:
+    """Device n, with every tenth one changed (its state and updatedAt), for the update phase."""
+    item = source.device(n)
+    if n % 10 == 0:
+        item["assignedState"] = "UNASSIGNED"
+        item["updatedAt"] = "2026-03-01T00:00:00.000Z"
+    return item
+
+
+async def _log_phase(
+    pool: asyncpg.Pool, source: DeviceSource, count: int, *, changed: bool, logged: bool,
+    now: datetime,
+) -> float:  # fmt: skip
+    """Seconds for one walk of `count` devices through ScopeMerge (generation excluded)."""
+    spent = 0.0
+    started = time.perf_counter()
+    async with ScopeMerge(
+        pool, spec=GLP_DEVICES, workspace_id=WORKSPACE, now=now, log_changes=logged
+    ) as merge:
+        for first in range(0, count, 2000):
+            t = time.perf_counter()
+            items = [
+                _changed(source, n) if changed else source.device(n)
+                for n in range(first, min(first + 2000, count))
+            ]
+            spent += time.perf_counter() - t
+            await merge.merge_page(items)
+        await merge.mark_deleted(await merge.missing_ids())
+    return time.perf_counter() - started - spent
+
+
+async def change_log_case(
+    db: Database, count: int, figures: Figures, *, logged_first: bool
+) -> None:
+    """Both variants on fresh databases, in the order given, each through the three phases."""
+    source = DeviceSource()
+    for logged in (logged_first, not logged_first):
+        pool = await db.fresh_pool()
+        try:
+            await merge_subscriptions(pool, source, WORKSPACE)
+            for phase, at in zip(CHANGE_LOG_PHASES, (0, 1, 2), strict=True):
+                before = await pool.fetchval("SELECT count(*) FROM inventory_changes")
+                seconds = await _log_phase(
+                    pool, source, count, changed=phase != "fresh", logged=logged,
+                    now=T0 + timedelta(hours=at),
+                )  # fmt: skip
+                figures.change_log.setdefault((count, phase, logged), []).append(seconds)
+                added = int(await pool.fetchval("SELECT count(*) FROM inventory_changes")) - before
+                expected = {"fresh": count, "changed": (count + 9) // 10, "unchanged": 0}[phase]
+                assert added == (expected if logged else 0), (phase, logged, added)
+                if phase == "unchanged" and logged:
+                    figures.change_log_resync_rows.setdefault(count, []).append(added)
+        finally:
+            await pool.close()
+
+
+def change_log_report(figures: Figures, sizes: list[int]) -> list[str]:
+    lines = [
+        "",
+        "change log: seconds with / without (median), ratio; the resync must log 0 rows",
+        "",
+        "| devices | fresh (inserts) | 10 % changed (updates) | unchanged resync | rows logged by the resync |",
+        "|---|---|---|---|---|",
+    ]
+    for n in sizes:
+        cells = []
+        for phase in CHANGE_LOG_PHASES:
+            on, off = figures.change_log[(n, phase, True)], figures.change_log[(n, phase, False)]
+            cells.append(
+                f"{_median(on):.2f} / {_median(off):.2f} s = **{_median(on) / _median(off):.2f}**"
+                f" (with: {', '.join(f'{v:.2f}' for v in on)}; without: "
+                f"{', '.join(f'{v:.2f}' for v in off)})"
+            )
+        lines.append(f"| {n:,} | {' | '.join(cells)} | {max(figures.change_log_resync_rows[n])} |")
+    return lines
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -227,6 +317,12 @@ def _median(values: list[float]) -> float:
 def report(figures: Figures, sizes: list[int], *, repeat: int, load: tuple[str, str]) -> str:
     lines = [
         f"runs per figure: {repeat}; load average (1/5/15 min) before: {load[0]}, after: {load[1]}",
+    ]
+    if figures.change_log:
+        lines += change_log_report(figures, sizes)
+    if not figures.fresh:
+        return "\n".join(lines)
+    lines += [
         "",
         "| devices | ours fresh | raw COPY | ours / COPY | unchanged resync | unchanged / fresh | rows written by the resync |",
         "|---|---|---|---|---|---|---|",
@@ -266,17 +362,20 @@ def report(figures: Figures, sizes: list[int], *, repeat: int, load: tuple[str, 
     return "\n".join(lines)
 
 
-async def main(sizes: list[int], repeat: int, *, pools: bool) -> None:
+async def main(sizes: list[int], repeat: int, *, pools: bool, change_log: str) -> None:
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     figures = Figures()
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory) / "pg"
         db = Database(start_embedded(data))
         try:
-            for _ in range(repeat):
+            for attempt in range(repeat):
                 for n in sizes:
-                    await one_size(db, n, figures)
-                if pools:
+                    if change_log != "only":
+                        await one_size(db, n, figures)
+                    if change_log != "skip":
+                        await change_log_case(db, n, figures, logged_first=attempt % 2 == 0)
+                if pools and change_log != "only":
                     for size in (10, 32):
                         figures.pool.setdefault(size, []).append(await pool_case(db, max_size=size))
         finally:
@@ -293,9 +392,13 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--no-pool", action="store_true", help="skip the 32-source pool case")
+    logs = parser.add_mutually_exclusive_group()
+    logs.add_argument("--no-change-log", action="store_true", help="skip the change-log case")
+    logs.add_argument("--only-change-log", action="store_true", help="run only that case")
     arguments = parser.parse_args()
+    which = "skip" if arguments.no_change_log else "only" if arguments.only_change_log else "both"
     if arguments.quick:
         chosen, repeat = [20_000, 100_000], 1
     else:
         chosen, repeat = [int(s) for s in arguments.sizes.split(",") if s], arguments.repeat
-    asyncio.run(main(chosen, repeat, pools=not arguments.no_pool))
+    asyncio.run(main(chosen, repeat, pools=not arguments.no_pool, change_log=which))

@@ -64,6 +64,15 @@ class Settings(BaseSettings):
             " and when a Fabric is deleted): rows of deleted Fabrics and dropped kinds are retired."
         ),
     )
+    change_log_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description=(
+            "Days the change log (inventory_changes) keeps a row; the operator prunes older rows"
+            " at start and every hour (docs/database.md)."
+        ),
+    )
     metrics_port: int = Field(
         default=9090, ge=0, le=65535, description="Prometheus /metrics port; 0 disables."
     )

@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 from inventory_sync.kube import KubeClient, KubeConnection
 from inventory_sync.metrics import Metrics
 from inventory_sync.models import GROUP, VERSION
+from inventory_sync.operating.pruning import ChangeLogPruning
 from inventory_sync.operating.retiring import FabricRetirement
 from inventory_sync.operating.scheduler import RECHECK_AFTER_ERROR, Listing, Scheduler
 from inventory_sync.operating.secrets import KubeSecrets
@@ -58,6 +59,7 @@ class OperatorContext:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _retirement: FabricRetirement | None = None
+    pruning: ChangeLogPruning | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -99,6 +101,10 @@ class OperatorContext:
             interval=timedelta(seconds=settings.fabric_retirement_seconds),
         )  # fmt: skip
         self._retirement.start()
+        self.pruning = ChangeLogPruning(
+            self._pool, retention=timedelta(days=settings.change_log_retention_days)
+        )
+        self.pruning.start()
         logger.info(
             "scheduler started as %s (max %d concurrent runs)",
             self.holder, settings.max_concurrent_runs,
@@ -116,9 +122,10 @@ class OperatorContext:
     async def stop(self) -> None:
         """Cancel runs in flight and close connections; never raises, so SIGTERM always ends."""
         self._stop.set()
-        if self._retirement is not None:
-            with contextlib.suppress(Exception):
-                await self._retirement.stop()
+        for loop in (self._retirement, self.pruning):
+            if loop is not None:
+                with contextlib.suppress(Exception):
+                    await loop.stop()
         if self._task is not None:
             try:
                 await self._task

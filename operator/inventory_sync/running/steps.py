@@ -301,7 +301,7 @@ async def execute_pipeline(run: Run) -> RunResult:
         return await run_sync(
             spec, pool=deps.pool, session=deps.session, secrets=run.secrets,
             namespace=run.resource.namespace, trigger=trigger, progress=run.progress,
-            clock=deps.clock, time_limit=timeout,
+            clock=deps.clock, time_limit=timeout, run_id=run.run_id,
         )  # fmt: skip
     assert run.fabric is not None
     assert deps.kube is not None
@@ -313,6 +313,7 @@ async def execute_pipeline(run: Run) -> RunResult:
             return await run_fabric_sync(
                 spec, fabric=run.resource.identity, client=client, pool=deps.pool,
                 trigger=trigger, clock=deps.clock, progress=run.progress, owner=deps.fabric_owner,
+                run_id=run.run_id,
             )  # fmt: skip
     except TimeoutError:
         return RunResult(

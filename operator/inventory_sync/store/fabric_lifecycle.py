@@ -1,8 +1,9 @@
 """Which Fabrics exist and retiring the rows that outlived their source (store layer).
 
-A retired row is soft-deleted with a reason (fabric_objects.deleted_reason); its scope loses
-its sync_scopes entry, because it is no longer being synced. A later listing of the same
-object brings the row back (the merge clears deleted_at and deleted_reason).
+A retired row is soft-deleted with a reason (fabric_objects.deleted_reason) and logged as a
+delete in inventory_changes by the same statement (store/changes.py); its scope loses its
+sync_scopes entry, because it is no longer being synced. A later listing of the same object
+brings the row back (the merge clears deleted_at and deleted_reason).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 
 import asyncpg
 
+from inventory_sync.store import changes
 from inventory_sync.store.runs import ResourceIdentity
 
 logger = logging.getLogger(__name__)
@@ -65,9 +67,15 @@ async def registered_fabrics(
 
 
 async def retire_other_scopes(
-    pool: asyncpg.Pool, *, fabric_uid: str, keep: Collection[str], now: datetime
+    pool: asyncpg.Pool,
+    *,
+    fabric_uid: str,
+    keep: Collection[str],
+    now: datetime,
+    run_id: int | None = None,
 ) -> int:
-    """Retire the Fabric's live rows outside the scopes of the kinds it still lists."""
+    """Retire the Fabric's live rows outside the scopes of the kinds it still lists; `run_id`
+    is the run doing it (None: the retirement loop between runs)."""
     async with pool.acquire() as connection, connection.transaction():
         count = await _retire(
             connection,
@@ -75,6 +83,7 @@ async def retire_other_scopes(
             [fabric_uid, list(keep)],
             reason=KIND_DROPPED,
             now=now,
+            run_id=run_id,
         )
         await connection.execute(
             """DELETE FROM sync_scopes WHERE source_kind = 'fabric'
@@ -85,10 +94,14 @@ async def retire_other_scopes(
     return count
 
 
-async def retire_scope(pool: asyncpg.Pool, *, scope: str, reason: str, now: datetime) -> int:
-    """Retire every live row of one scope (one kind of one Fabric)."""
+async def retire_scope(
+    pool: asyncpg.Pool, *, scope: str, reason: str, now: datetime, run_id: int | None = None
+) -> int:
+    """Retire every live row of one scope (one kind of one Fabric), within run `run_id`."""
     async with pool.acquire() as connection, connection.transaction():
-        count = await _retire(connection, "scope = $1", [scope], reason=reason, now=now)
+        count = await _retire(
+            connection, "scope = $1", [scope], reason=reason, now=now, run_id=run_id
+        )
         await connection.execute(
             "DELETE FROM sync_scopes WHERE source_kind = 'fabric' AND workspace_id = $1", scope
         )
@@ -105,9 +118,11 @@ async def retire_fabric(pool: asyncpg.Pool, *, fabric_uid: str, now: datetime) -
             now,
             FABRIC_DELETED,
         )
+        # No run retires a deleted Fabric: its log rows have no run id.
         count = await _retire(
-            connection, "fabric_uid = $1", [fabric_uid], reason=FABRIC_DELETED, now=now
-        )
+            connection, "fabric_uid = $1", [fabric_uid], reason=FABRIC_DELETED, now=now,
+            run_id=None,
+        )  # fmt: skip
         await connection.execute(
             "DELETE FROM sync_scopes WHERE source_kind = 'fabric'"
             " AND left(workspace_id, length($1) + 1) = $1 || '/'",
@@ -134,14 +149,8 @@ async def _retire(
     *,
     reason: str,
     now: datetime,
+    run_id: int | None,
 ) -> int:
-    n = len(args)
-    status = await connection.execute(
-        f"""UPDATE fabric_objects
-            SET deleted_at = ${n + 1}, changed_at = ${n + 1}, deleted_reason = ${n + 2}
-            WHERE deleted_at IS NULL AND {where}""",
-        *args,
-        now,
-        reason,
-    )
-    return int(status.split()[-1])
+    sql = changes.retire_fabric_rows_statement(where, first=len(args) + 1)
+    count = await connection.fetchval(sql, *args, now, reason, run_id)
+    return int(count)

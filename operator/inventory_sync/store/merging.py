@@ -19,10 +19,10 @@ from typing import Any
 import asyncpg
 
 from inventory_sync.errors import StoreError
-from inventory_sync.store import statements, walks
+from inventory_sync.store import changes, statements, walks
 from inventory_sync.store.database import STORE_FAILURES, describe_failure, store_errors
 from inventory_sync.store.staging import REJECTED_EXAMPLES, StagedPage, stage_page
-from inventory_sync.store.tables import DELETED_UPSTREAM, TableSpec
+from inventory_sync.store.tables import TableSpec
 
 
 @dataclass
@@ -53,7 +53,10 @@ class ScopeMerge:
 
     Each page borrows a connection for one statement. Entering creates the walk table that
     records delivered ids (and, for GreenLake devices, resolves links kept aside whose
-    subscription has since arrived); leaving drops it.
+    subscription has since arrived); leaving drops it. Every row the session inserts, updates,
+    undeletes or soft-deletes is logged in inventory_changes by the same statement, as made by
+    `provenance` (default: no run, the table's source kind); `log_changes=False` leaves the
+    pages unlogged, for the benchmark's baseline only.
     """
 
     #: Page statements of one walk running at once, each on its own borrowed connection. Two
@@ -62,12 +65,21 @@ class ScopeMerge:
     pages_in_flight = 2
 
     def __init__(
-        self, pool: asyncpg.Pool, *, spec: TableSpec, workspace_id: str, now: datetime
+        self,
+        pool: asyncpg.Pool,
+        *,
+        spec: TableSpec,
+        workspace_id: str,
+        now: datetime,
+        provenance: changes.Provenance | None = None,
+        log_changes: bool = True,
     ) -> None:
         self._pool = pool
         self._spec = spec
         self._workspace = workspace_id
         self._now = now
+        self._provenance = provenance or changes.Provenance(None, spec.source_kind)
+        self._log_changes = log_changes
         self._seen = ""
         self._page_sql = ""
         self._in_flight: list[asyncio.Task[None]] = []
@@ -86,7 +98,9 @@ class ScopeMerge:
             raise StoreError(
                 f"cannot start a merge into {self._spec.table}: {describe_failure(error)}"
             ) from error
-        self._page_sql = statements.page_statement(self._spec, self._seen)
+        self._page_sql = statements.page_statement(
+            self._spec, self._seen, log_changes=self._log_changes
+        )
         return self
 
     async def __aexit__(
@@ -195,7 +209,8 @@ class ScopeMerge:
 
     def _arguments(self, staged: StagedPage) -> list[Any]:
         packed = staged.arguments(with_links=self._spec.has_subscription_links)
-        return [self._workspace, self._now, *packed]
+        logged = [self._provenance.run_id, self._provenance.source] if self._log_changes else []
+        return [self._workspace, self._now, *packed, *logged]
 
     def _count_rejected(self, staged: StagedPage) -> None:
         self.counts.rejected += staged.rejected
@@ -228,21 +243,21 @@ class ScopeMerge:
         return [row["id"] for row in rows]
 
     async def mark_deleted(self, ids: Sequence[str]) -> int:
-        """Soft-delete rows confirmed gone upstream and record the scope as completely seen."""
+        """Soft-delete rows confirmed gone upstream (each logged as a delete) and record the
+        scope as completely seen."""
         await self.flush()
         with store_errors(f"soft-deleting rows of {self._spec.table}"):
             return await self._mark_deleted(ids)
 
     async def _mark_deleted(self, ids: Sequence[str]) -> int:
-        reason = f", deleted_reason = '{DELETED_UPSTREAM}'" if self._spec.has_deleted_reason else ""
         async with self._pool.acquire() as connection, connection.transaction():
-            status = await connection.execute(
-                f"""UPDATE {self._spec.table} SET deleted_at = $3, changed_at = $3{reason}
-                    WHERE {self._spec.scope_column} = $1 AND id = ANY($2::text[])
-                      AND deleted_at IS NULL""",
+            deleted = await connection.fetchval(
+                changes.mark_deleted_statement(self._spec),
                 self._workspace,
                 list(ids),
                 self._now,
+                self._provenance.run_id,
+                self._provenance.source,
             )
             await connection.execute(
                 """INSERT INTO sync_scopes (source_kind, workspace_id, last_complete_at)
@@ -253,7 +268,7 @@ class ScopeMerge:
                 self._workspace,
                 self._now,
             )
-        return int(status.split()[-1])
+        return int(deleted)
 
     async def _fetchrow(self, sql: str) -> asyncpg.Record:
         async with self._pool.acquire() as connection:

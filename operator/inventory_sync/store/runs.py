@@ -5,6 +5,9 @@ dead previous holder left `Running` as `Abandoned`, then insert the run's row, u
 (resource uid, claim key) among runs that produced or may still produce a result. So a
 resource runs at most once at a time cluster-wide, and each request (a due time, a manual
 request, a generation) is answered once; a cancelled or abandoned attempt keeps its row.
+
+Whichever statement moves a run's row out of `Running` also sends its one
+`NOTIFY inventory_sync` (store/notifications.py), delivered when that statement commits.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import Any
 import asyncpg
 
 from inventory_sync.results import RunResult
-from inventory_sync.store import leases
+from inventory_sync.store import leases, notifications
 from inventory_sync.store.database import store_errors
+from inventory_sync.store.notifications import MOVED_COLUMNS, notify_sql
 
 # Terminal states that do not answer the request: the same claim key may run again.
 UNANSWERED = ("Cancelled", "Abandoned")
@@ -196,27 +200,36 @@ class RunStore:
             await leases.release(self.pool, resource_uid=resource_uid, holder=self.holder)
 
     async def finish(self, run_id: int, result: RunResult) -> bool:
-        """Record the outcome; False when the row is no longer ours to finish (a replica that
-        took the lease over has marked it Abandoned). Sources are the JSON status shows."""
+        """Record the outcome and notify; False when the row is no longer ours to finish (a
+        replica that took the lease over has marked it Abandoned). Sources are the JSON status
+        shows."""
         sources = [s.model_dump(mode="json", by_alias=True) for s in result.sources]
         with store_errors("recording a run"):
             value = await self.pool.fetchval(
-                """UPDATE sync_runs SET finished_at = $2, state = $3, error = $4,
-                       sources = $5::jsonb, seconds = $6
-                   WHERE id = $1 AND state = 'Running' RETURNING id""",
+                f"""WITH moved AS (
+                       UPDATE sync_runs SET finished_at = $2, state = $3, error = $4,
+                           sources = $5::jsonb, seconds = $6
+                       WHERE id = $1 AND state = 'Running'
+                       RETURNING {MOVED_COLUMNS}, $7::json AS counts)
+                   {notify_sql("moved")}""",
                 run_id, result.finished_at, result.state.value, result.message,
-                json.dumps(sources), result.seconds, timeout=self._timeout,
+                json.dumps(sources), result.seconds, notifications.counts_json(result),
+                timeout=self._timeout,
             )  # fmt: skip
         return value is not None
 
     async def end(self, run_id: int, *, state: str, finished_at: datetime, message: str) -> bool:
         """A run that ended without a result: `Cancelled` (Replace, deletion, shutdown) or
-        `Abandoned` (it could not go on); the same request may then run again."""
+        `Abandoned` (it could not go on); the same request may then run again. Notifies (with
+        no counts): pages merged before the end stay merged, and their changes logged."""
         assert state in UNANSWERED
         with store_errors("recording the end of a run"):
             value = await self.pool.fetchval(
-                """UPDATE sync_runs SET finished_at = $2, state = $3, error = $4
-                   WHERE id = $1 AND state = 'Running' RETURNING id""",
+                f"""WITH moved AS (
+                       UPDATE sync_runs SET finished_at = $2, state = $3, error = $4
+                       WHERE id = $1 AND state = 'Running'
+                       RETURNING {MOVED_COLUMNS}, NULL::json AS counts)
+                   {notify_sql("moved")}""",
                 run_id, finished_at, state, message, timeout=self._timeout,
             )  # fmt: skip
         return value is not None
@@ -235,12 +248,16 @@ async def _abandon_running(
     connection: asyncpg.Connection, uid: str, lease_expired_at: datetime | None
 ) -> tuple[AbandonedRun, ...]:
     # It ended no later than its lease ran out (its holder may have died any time before).
+    # Its holder never sent its notification: the takeover sends it.
     rows = await connection.fetch(
-        """UPDATE sync_runs SET state = 'Abandoned', finished_at = least(now(), coalesce($2, now())),
-               error = 'abandoned: ' || coalesce('replica ' || holder, 'an earlier operator')
-                       || ' stopped before finishing it (its lease expired)'
-           WHERE resource_uid = $1 AND state = 'Running'
-           RETURNING id, claim_key, holder""",
+        f"""WITH moved AS (
+               UPDATE sync_runs
+               SET state = 'Abandoned', finished_at = least(now(), coalesce($2, now())),
+                   error = 'abandoned: ' || coalesce('replica ' || holder, 'an earlier operator')
+                           || ' stopped before finishing it (its lease expired)'
+               WHERE resource_uid = $1 AND state = 'Running'
+               RETURNING {MOVED_COLUMNS}, claim_key, holder, NULL::json AS counts)
+           {notify_sql("moved", returning="m.id, m.claim_key, m.holder")}""",
         uid,
         lease_expired_at,
     )

@@ -9,16 +9,19 @@ size of the workspace.
 
 from __future__ import annotations
 
+from inventory_sync.store import changes
 from inventory_sync.store.tables import TableSpec
 
 
-def page_statement(spec: TableSpec, seen_table: str | None) -> str:
+def page_statement(spec: TableSpec, seen_table: str, *, log_changes: bool = True) -> str:
     """The merge of one page into `spec.table`; `seen_table` (quoted) records the page's ids.
 
     Parameters: $1 scope, $2 now, then `StagedPage.arguments`: $3 the ids (a JSON array),
     $4 their hashes (16 bytes each, concatenated), $5 their documents (newline-separated);
-    for GreenLake devices $6 the links (a JSON array of [device, subscription, URI]); last,
-    the ids repeated within the page (a JSON array), recorded in `seen_table` when given.
+    for GreenLake devices $6 the links (a JSON array of [device, subscription, URI]); then
+    the ids repeated within the page (a JSON array), recorded in `seen_table`. With
+    `log_changes` (always, but for the benchmark's baseline), two more: the run id and the
+    source name, and every row written is logged in inventory_changes (store/changes.py).
 
     Returns one row: inserted, updated (content changed or undeleted), and for GreenLake
     devices links_added, links_removed and unresolved (the page's links whose subscription is
@@ -37,13 +40,13 @@ def page_statement(spec: TableSpec, seen_table: str | None) -> str:
     revive = ", deleted_reason = NULL" if spec.has_deleted_reason else ""
     first_hash = f"(t.content_hash IS NULL AND t.deleted_at IS NULL AND {old} = {new})"
     repeated = 7 if spec.has_subscription_links else 6
-    seen = (
-        f"""seen AS (
+    seen = f"""seen AS (
     INSERT INTO {seen_table} (id)
     SELECT id FROM page UNION ALL SELECT json_array_elements_text(${repeated}::json)),"""
-        if seen_table
-        else ""
-    )
+    returned, log = "", ""
+    if log_changes:
+        returned = changes.returned_columns(spec)
+        log = ",\n" + changes.page_log_ctes(spec, run=repeated + 1, source=repeated + 2)
     sql = f"""WITH settings AS MATERIALIZED (
     -- This transaction's commit need not wait for its WAL to reach disk: a crash loses at most
     -- the last moments of merges, which the next run redoes, and the run record written
@@ -75,7 +78,7 @@ written AS (
             deleted_at = NULL{revive}
         -- Repeated here for a concurrent writer of the same scope: never rewrite an equal row.
         WHERE t.content_hash IS DISTINCT FROM excluded.content_hash OR t.deleted_at IS NOT NULL
-    RETURNING t.id, (xmax = 0) AS inserted, t.changed_at = $2 AS changed)"""
+    RETURNING t.id, (xmax = 0) AS inserted, t.changed_at = $2 AS changed{returned}){log}"""
     counts = """(SELECT count(*) FROM written WHERE inserted) AS inserted,
        (SELECT count(*) FROM written WHERE changed AND NOT inserted) AS updated"""
     if not spec.has_subscription_links:

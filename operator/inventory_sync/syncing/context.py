@@ -22,3 +22,6 @@ class SourceContext:
     namespace: str
     progress: ProgressListener
     now: datetime
+    #: The run's sync_runs row, named by every change-log row its sources write (None when
+    #: called outside a run, e.g. by a benchmark).
+    run_id: int | None = None

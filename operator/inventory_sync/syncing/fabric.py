@@ -92,11 +92,13 @@ async def run_fabric_sync(
     progress: ProgressListener | None = None,
     clock: Callable[[], datetime] = utcnow,
     max_concurrent_kinds: int = 4,
+    run_id: int | None = None,
 ) -> RunResult:
     """List every kind of `spec` from the fabric behind `client` into PostgreSQL.
 
     `owner` (the operator's cluster, see fabric_retirement) registers the Fabric so that its
-    rows are retired once it is deleted; None registers nothing. Never raises for a kind's
+    rows are retired once it is deleted; None registers nothing. `run_id` (the run's
+    sync_runs row) is recorded with every change (store/changes.py). Never raises for a kind's
     failure: the run is Failed when a kind failed or when no kind could be synced at all.
     """
     if max_concurrent_kinds < 1:
@@ -128,6 +130,7 @@ async def run_fabric_sync(
             await _run_kind(
                 index, ref, outcome, spec=spec, fabric=fabric, client=client, pool=pool,
                 discovery=discovery, progress=listener, now=started, clock=clock,
+                run_id=run_id,
             )  # fmt: skip
 
     tasks = [
@@ -142,8 +145,9 @@ async def run_fabric_sync(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     dropped = await fabric_lifecycle.retire_other_scopes(
-        pool, fabric_uid=fabric.uid, keep=[kind_scope(fabric.uid, k) for _, k in kinds], now=started
-    )
+        pool, fabric_uid=fabric.uid, keep=[kind_scope(fabric.uid, k) for _, k in kinds],
+        now=started, run_id=run_id,
+    )  # fmt: skip
     if dropped:
         logger.info("fabric %s: retired %d rows of kinds no longer listed", fabric.name, dropped)
     if dropped + sum(o.inserted + o.deleted for o in outcomes) >= ANALYZE_AFTER_ROWS:
@@ -266,6 +270,7 @@ async def _run_kind(
     progress: ProgressListener,
     now: datetime,
     clock: Callable[[], datetime],
+    run_id: int | None,
 ) -> None:
     """One kind to completion; its outcome says how it ended, exceptions stay here."""
     outcome.state = SourceState.RUNNING
@@ -276,12 +281,14 @@ async def _run_kind(
     try:
         found = await discovery.resolve(ref)
         if isinstance(found, Unresolved):
-            await _unresolved(index, ref, outcome, found, fabric=fabric, pool=pool, now=now)
+            await _unresolved(
+                index, ref, outcome, found, fabric=fabric, pool=pool, now=now, run_id=run_id
+            )
             return
         outcome.api_version = found.api_version(ref.group)
         await _list_kind(
             ref, found, outcome, spec=spec, fabric=fabric, client=client, pool=pool,
-            progress=progress, now=now, stats=stats,
+            progress=progress, now=now, stats=stats, run_id=run_id,
         )  # fmt: skip
         outcome.state = SourceState.SUCCEEDED
     except KubeNotFound:
@@ -319,6 +326,7 @@ async def _unresolved(
     fabric: ResourceIdentity,
     pool: asyncpg.Pool,
     now: datetime,
+    run_id: int | None,
 ) -> None:
     """A kind the fabric does not serve as asked: skipped, or failed for a misspelt spec; its
     rows are retired only when the fabric serves the kind at no version any more."""
@@ -330,8 +338,9 @@ async def _unresolved(
     outcome.state, outcome.message = SourceState.SKIPPED, found.message
     if found.reason is Unresolvable.NOT_INSTALLED:
         outcome.deleted = await fabric_lifecycle.retire_scope(
-            pool, scope=kind_scope(fabric.uid, ref), reason=fabric_lifecycle.CRD_REMOVED, now=now
-        )
+            pool, scope=kind_scope(fabric.uid, ref), reason=fabric_lifecycle.CRD_REMOVED, now=now,
+            run_id=run_id,
+        )  # fmt: skip
 
 
 async def _list_kind(
@@ -346,6 +355,7 @@ async def _list_kind(
     progress: ProgressListener,
     now: datetime,
     stats: RequestStats,
+    run_id: int | None,
 ) -> None:
     """Walk the kind into its scope; after a 410 Gone start over once with a fresh list.
 
@@ -362,7 +372,7 @@ async def _list_kind(
         )  # fmt: skip
         await streaming.stream_into_scope(
             pages, pool=pool, spec=FABRIC_OBJECTS, scope=scope, outcome=outcome,
-            progress=progress, now=now,
+            progress=progress, now=now, run_id=run_id,
         )  # fmt: skip
 
     try:

@@ -149,6 +149,7 @@ async def _stream(
         now=sync.ctx.now,
         confirm_absent=confirm,
         judge_deletions=judge_deletions,
+        run_id=sync.ctx.run_id,
     )
 
 

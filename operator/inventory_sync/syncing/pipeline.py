@@ -38,11 +38,13 @@ async def run_sync(
     progress: ProgressListener | None = None,
     clock: Callable[[], datetime] = utcnow,
     time_limit: timedelta | None = None,
+    run_id: int | None = None,
 ) -> RunResult:
     """Run every source once; never raises for a source failure — the result says what failed.
 
     `time_limit` is the run's timeout (running.resource.timeout_of decides it for both kinds); the
-    default is the spec's own, for callers outside a run.
+    default is the spec's own, for callers outside a run. `run_id` (the run's sync_runs row)
+    is recorded with every change the sources make (store/changes.py).
     """
     limit = time_limit or spec.effective_timeout
     started = clock()
@@ -54,6 +56,7 @@ async def run_sync(
         namespace=namespace,
         progress=progress or NoProgress(),
         now=started,
+        run_id=run_id,
     )
     outcomes = {s.name: SourceOutcome(name=s.name, kind=s.kind) for s in spec.sources}
     graph = dependency_graph(spec.sources)

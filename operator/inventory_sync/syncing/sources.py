@@ -163,6 +163,7 @@ async def _stream(ctx: SourceContext, walk: _Walk, outcome: SourceOutcome) -> No
         progress=ctx.progress,
         now=ctx.now,
         confirm_absent=walk.confirm_absent,
+        run_id=ctx.run_id,
     )
 
 

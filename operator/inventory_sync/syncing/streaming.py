@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from inventory_sync.results import SourceOutcome
+from inventory_sync.store.changes import Provenance
 from inventory_sync.store.merging import ScopeMerge, WalkShape
 from inventory_sync.store.tables import TableSpec
 from inventory_sync.syncing.progress import ProgressListener
@@ -40,11 +41,13 @@ async def stream_into_scope(
     now: datetime,
     confirm_absent: Confirm | None = None,
     judge_deletions: bool = True,
+    run_id: int | None = None,
 ) -> None:
     """Merge every page of one walk into `scope`, then soft-delete what vanished, if it may.
 
     `judge_deletions=False` merges only (an incremental walk lists what changed, not what
-    exists, so its absences mean nothing).
+    exists, so its absences mean nothing). Every row written is logged in the change log as
+    made by run `run_id` (None outside a run) and the source `outcome.name`.
 
     Counts land in `outcome` as pages merge. A page that fails raises out of here before the
     deletion step, so a partial walk deletes nothing; an inconsistent one (items without id,
@@ -54,7 +57,10 @@ async def stream_into_scope(
     # aclosing: a failed merge must stop the page fetchers now, not when garbage-collected.
     # The merge borrows a pooled connection per page, not for the walk: a source waiting on
     # its upstream holds none, so many small sources never queue behind the pool's size.
-    merge = ScopeMerge(pool, spec=spec, workspace_id=scope, now=now)
+    merge = ScopeMerge(
+        pool, spec=spec, workspace_id=scope, now=now,
+        provenance=Provenance(run_id, outcome.name),
+    )  # fmt: skip
     try:
         async with aclosing(pages) as walk, merge:
             async for page in walk:
