@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test check lint typecheck format verify helm-check controlplane dev-cluster dev-cluster-stop e2e-kind bench clean venv
+.PHONY: demo test check lint typecheck format verify helm-check controlplane dev-cluster dev-cluster-stop dev-cluster-env e2e e2e-kind bench clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,13 @@ e2e-kind: $(STAMP)
 	INVENTORY_SYNC_TEST_KUBECONFIG=$(abspath .kind-kubeconfig) $(BIN)/python -m pytest -m controlplane; \
 	  status=$$?; kind delete cluster --name $(KIND_CLUSTER); rm -f .kind-kubeconfig; exit $$status
 
+## dev-cluster-stop: stop it (honours DEV_CLUSTER_STATE_DIR, like dev-cluster)
 dev-cluster-stop:
 	PYTHON=$(abspath $(BIN)/python) tools/controlplane/dev-cluster.sh stop
+
+## dev-cluster-env: print the KUBECONFIG/PATH exports for it: eval "$$(make -s dev-cluster-env)"
+dev-cluster-env:
+	@PYTHON=$(abspath $(BIN)/python) tools/controlplane/dev-cluster.sh env
 
 ## check: lint, types, import layers, then the tests
 check: lint typecheck test

@@ -57,9 +57,7 @@ def run_operator(settings: Settings, *, connection: KubeConnection | None = None
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=True,
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz"
-        if settings.health_port
-        else None,
+        liveness_endpoint=settings.health_url,
     )
     return 0
 
