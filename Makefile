@@ -18,9 +18,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/inventory-sync demo
 
-## test: the whole suite (unit, integration, control plane); builds the control plane first (cached)
+## test: the suite (unit, integration, control plane); builds the control plane first (cached)
 test: $(STAMP) controlplane
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not node"
+
+## e2e: the image and the Helm chart on a real single-node Kubernetes (root; see docs/e2e-node.md)
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m node tests/node
 
 ## controlplane: build or reuse kube-apiserver, etcd, kubectl, helm from Go modules
 ## (about 8 minutes cold on 2 cores, 0.3 s cached in ~/.cache/inventory-sync/controlplane)
@@ -58,6 +62,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	MYPYPATH=tools/controlplane $(BIN)/mypy --strict tools/controlplane/localcluster.py
+	MYPYPATH=tools/node $(BIN)/mypy --strict tools/node/*.py
 	$(BIN)/mypy --strict tools/generate_manifests.py
 
 format: $(STAMP)

@@ -1,0 +1,279 @@
+"""Helpers for the tests on the real node: kubectl with JSON, waiting, PostgreSQL and the
+simulator as pods, and installs of the operator (Helm or kustomize).
+
+Everything goes through `LocalNode.run` — kubectl in the node's network namespace, `kubectl
+exec` into pods, and the apiserver's proxy to pods and services — so the test process sends
+no packet of its own anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from localnode import LocalNode
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "inventory-sync-operator"
+GROUP_VERSION = "inventorysync.dev/v1alpha1"
+WORKSPACE = "3f1c2a4e-demo-workspace"
+SIMULATOR_PORT = 8089
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], *, within: float, what: str, every: float = 1.0) -> T:
+    """Poll until `probe` returns something truthy; AssertionError naming `what` otherwise."""
+    deadline = time.monotonic() + within
+    last: T | None = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {within:.0f}s waiting for {what} (last: {last!r})"
+            )
+        time.sleep(every)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class Kube:
+    """kubectl on the node, with JSON and the apiserver's proxy."""
+
+    node: LocalNode
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        return self.node.kubectl(*args, input=input, check=check).stdout
+
+    def get(self, *args: str) -> dict[str, Any]:
+        out = self.node.kubectl("get", *args, "-o", "json").stdout
+        data: dict[str, Any] = json.loads(out)
+        return data
+
+    def maybe_get(self, *args: str) -> dict[str, Any] | None:
+        proc = self.node.kubectl("get", *args, "-o", "json", check=False)
+        if proc.returncode != 0:
+            return None
+        data: dict[str, Any] = json.loads(proc.stdout)
+        return data
+
+    def apply(self, *objects: dict[str, Any], server_side: bool = True) -> None:
+        manifest = "\n---\n".join(yaml.safe_dump(o) for o in objects)
+        args = ["apply", "-f", "-"] + (["--server-side"] if server_side else [])
+        self.node.kubectl(*args, input=manifest)
+
+    def raw(self, path: str) -> str:
+        """GET through the apiserver (e.g. its proxy to a pod port)."""
+        return self.node.kubectl("get", "--raw", path).stdout
+
+    def post_raw(self, path: str, body: Any) -> str:
+        return self.node.kubectl("create", "--raw", path, "-f", "-", input=json.dumps(body)).stdout
+
+    def namespace(self, prefix: str) -> str:
+        name = f"{prefix}-{secrets.token_hex(3)}"
+        self.kubectl("create", "namespace", name)
+        return name
+
+    def events(self, namespace: str, reason: str | None = None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get("events", "-n", namespace)["items"]
+        return [e for e in items if reason is None or e.get("reason") == reason]
+
+    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get("pods", "-n", namespace, "-l", selector)["items"]
+        return items
+
+    def wait_rollout(self, namespace: str, deployment: str, timeout: str = "240s") -> None:
+        self.kubectl(
+            "rollout", "status", f"deployment/{deployment}", "-n", namespace, f"--timeout={timeout}"
+        )
+
+    def exec(self, namespace: str, target: str, *command: str, container: str | None = None) -> str:
+        args = ["exec", "-n", namespace, target]
+        args += ["-c", container] if container else []
+        return self.node.kubectl(*args, "--", *command).stdout
+
+
+@dataclass
+class PostgresPod:
+    """PostgreSQL from the Debian-built image, as a pod behind a ClusterIP Service."""
+
+    kube: Kube
+    namespace: str
+    host: str
+    password: str
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://postgres:{self.password}@{self.host}:5432/{database}"
+
+    def query(self, sql: str, database: str = "postgres") -> list[list[str]]:
+        out = self.kube.exec(
+            self.namespace, "deploy/postgres", "psql", "-h", "/tmp", "-U", "postgres",
+            "-d", database, "-v", "ON_ERROR_STOP=1", "-AtF", "\t", "-c", sql,
+        )  # fmt: skip
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    def scalar(self, sql: str, database: str) -> str:
+        rows = self.query(sql, database)
+        (row,) = rows
+        (value,) = row
+        return value
+
+    def create_database(self, prefix: str = "e2e") -> str:
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        self.query(f"CREATE DATABASE {name}")
+        return name
+
+    def runs(self, database: str, uid: str | None = None) -> list[dict[str, str]]:
+        """sync_runs rows (oldest first), as text."""
+        where = f"WHERE resource_uid = '{uid}'" if uid else ""
+        columns = [
+            "id",
+            "resource_name",
+            "trigger",
+            "state",
+            "scheduled_at",
+            "started_at",
+            "finished_at",
+            "error",
+        ]
+        sql = (
+            f"SELECT {', '.join(f'coalesce({c}::text, {chr(39)}{chr(39)})' for c in columns)}"
+            f" FROM sync_runs {where} ORDER BY id"
+        )
+        return [dict(zip(columns, row, strict=True)) for row in self.query(sql, database)]
+
+
+@dataclass
+class SimulatorPod:
+    """`inventory-sync simulate --host 0.0.0.0` from the operator image, behind a Service."""
+
+    kube: Kube
+    namespace: str
+    host: str
+    client_id: str = "demo-client"
+    client_secret: str = "demo-secret-not-real"
+    _proxy: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self._proxy = (
+            f"/api/v1/namespaces/{self.namespace}/services/simulator:{SIMULATOR_PORT}/proxy"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{SIMULATOR_PORT}"
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.kube.raw(f"{self._proxy}/_simulator/stats"))
+        return data
+
+    def set_faults(self, rules: list[dict[str, Any]]) -> None:
+        self.kube.post_raw(f"{self._proxy}/_simulator/faults", rules)
+
+    def reset(self) -> None:
+        self.kube.post_raw(f"{self._proxy}/_simulator/reset", {})
+
+
+@dataclass
+class Cluster(Kube):
+    """The node plus the shared pods: PostgreSQL and the simulator."""
+
+    postgres: PostgresPod
+    simulator: SimulatorPod
+
+
+def schedule(
+    sim: SimulatorPod, name: str, namespace: str, *, interval: str = "15m", **spec: Any
+) -> dict[str, Any]:
+    """The demo's SyncSchedule (examples/demo.yaml) pointed at the simulator pod."""
+    demo = yaml.safe_load_all((REPO / "examples" / "demo.yaml").read_text())
+    body = next(d for d in demo if d["kind"] == "SyncSchedule")
+    for source in body["spec"]["sources"]:
+        connection = source.get("greenlake") or source.get("arubaCentral")
+        connection["endpoint"] = sim.url
+        connection["tokenUrl"] = f"{sim.url}/as/token.oauth2"
+        connection["credentialsSecretRef"] = {"name": "glp-demo-credentials"}
+    body["metadata"] = {"name": name, "namespace": namespace}
+    # The CRD wants timeout <= interval; the demo's 5m suits its 15m interval only.
+    body["spec"].update(interval=interval, timeout="1m" if interval == "1m" else "5m", **spec)
+    return dict(body)
+
+
+def credentials_secret(sim: SimulatorPod, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "glp-demo-credentials", "namespace": namespace},
+        "stringData": {"client_id": sim.client_id, "client_secret": sim.client_secret},
+    }
+
+
+def database_secret(pg: PostgresPod, namespace: str, database: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "inventory-sync-database", "namespace": namespace},
+        "stringData": {"url": pg.dsn(database)},
+    }
+
+
+def condition(body: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    conditions = ((body or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == kind), None)
+
+
+def ready(cluster: Kube, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    body = cluster.maybe_get(kind, name, "-n", namespace)
+    found = condition(body, "Ready")
+    return body if found and found["status"] == "True" else None
+
+
+def request_run(cluster: Kube, kind: str, namespace: str, name: str) -> str:
+    """What `inventory-sync trigger` does: set reconcile.fluxcd.io/requestedAt."""
+    stamp = now_iso()
+    cluster.kubectl(
+        "annotate",
+        kind,
+        name,
+        "-n",
+        namespace,
+        f"reconcile.fluxcd.io/requestedAt={stamp}",
+        "--overwrite",
+    )
+    return stamp
+
+
+def wait_ready(
+    cluster: Kube, kind: str, namespace: str, name: str, *, within: float
+) -> dict[str, Any]:
+    return eventually(
+        lambda: ready(cluster, kind, namespace, name), within=within, what=f"{kind}/{name} Ready"
+    )
+
+
+def wait_handled(
+    cluster: Kube, kind: str, namespace: str, name: str, stamp: str, *, within: float
+) -> dict[str, Any]:
+    """The body once status says the run requested at `stamp` is done."""
+
+    def handled() -> dict[str, Any] | None:
+        body = cluster.maybe_get(kind, name, "-n", namespace)
+        status = (body or {}).get("status") or {}
+        return body if status.get("lastHandledReconcileAt") == stamp else None
+
+    return eventually(handled, within=within, what=f"the run of {kind}/{name} requested at {stamp}")

@@ -1,0 +1,478 @@
+"""Container images for the real-node tests, without a registry: base images from Debian
+packages (mmdebstrap), the project's unmodified Dockerfile built on one of them with podman,
+each saved as a docker-archive tarball cached under a key of its inputs.
+
+Images (names as the kubelet will look them up after `ctr images import`):
+
+* ``localhost/inventory-sync-python:3-<suite>``: minbase + python3, python3-venv, pip,
+  CA certificates; the Dockerfile's ``ARG PYTHON_IMAGE`` (only used to build, not saved).
+* ``docker.io/library/inventory-sync-operator:<version>``: ``podman build --pull=never`` of
+  the Dockerfile, exactly the image the chart and manifests/ name by default.
+* ``localhost/inventory-sync-postgres:<suite>``: minbase + postgresql, with a small
+  entrypoint (``postgres/entrypoint.sh``) that makes a fresh cluster in its data dir.
+* ``registry.k8s.io/pause:<tag>``: the static pause binary of ``build.sh --node``.
+
+Podman runs with its own containers.conf/storage.conf (CONTAINERS_CONF and friends; /etc is
+left alone) and a throwaway storage that is removed afterwards: the cache is the tarballs.
+
+CLI: ``python images.py [--pause-bin DIR] [--json]`` builds what is missing and prints where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+#: Recipes change the key, so an edited recipe never reuses a stale tarball.
+RECIPE_VERSION = "1"
+#: The limits podman asks for by default (1048576) exceed this machine's hard limits, which
+#: root cannot raise without CAP_SYS_RESOURCE; these are plenty for a build.
+ULIMITS = ("nofile=16384:16384", "nproc=16384:16384")
+#: Docs, manuals and translations are not needed in a container; they are a third of minbase.
+DPKG_EXCLUDES = (
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+)
+PYTHON_PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3", "ca-certificates")
+POSTGRES_PACKAGES = ("postgresql-15",)
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+class ImageError(RuntimeError):
+    """An image could not be built; the message names the step and the tool's last lines."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Image:
+    """A built image: its name, the cached docker-archive, and its size as podman reports it."""
+
+    name: str
+    archive: Path
+    size_bytes: int
+
+    def as_json(self) -> dict[str, object]:
+        return {"name": self.name, "archive": str(self.archive), "size_bytes": self.size_bytes}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("INVENTORY_SYNC_CACHE_DIR") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inventory-sync"
+    )
+    return Path(root) / "images"
+
+
+def package_version() -> str:
+    match = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
+    if match is None:
+        raise ImageError("no version in pyproject.toml")
+    return match.group(1)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def host_suite() -> str:
+    """The Debian codename of this machine: the base images use the same release."""
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("VERSION_CODENAME="):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise ImageError("/etc/os-release has no VERSION_CODENAME")
+
+
+def apt_sources(suite: str) -> list[str]:
+    """One-line `deb URI SUITE COMPONENTS` entries of the host's Debian sources for `suite`
+    (main, -updates, -security); third-party repositories are left out."""
+    entries: list[str] = []
+    deb822 = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+    for path in deb822:
+        for stanza in path.read_text().split("\n\n"):
+            fields: dict[str, str] = {}
+            for line in stanza.splitlines():
+                if line and not line.startswith(("#", " ")) and ":" in line:
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+            if "deb" not in fields.get("types", "").split():
+                continue
+            for uri in fields.get("uris", "").split():
+                for each in fields.get("suites", "").split():
+                    if each.split("-")[0] == suite and "debian" in uri:
+                        entries.append(f"deb {uri} {each} {fields.get('components', 'main')}")
+    legacy = Path("/etc/apt/sources.list")
+    if not entries and legacy.is_file():
+        for line in legacy.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[0] == "deb" and parts[2].split("-")[0] == suite:
+                entries.append(" ".join(parts))
+    if not entries:
+        raise ImageError(f"no Debian apt source for {suite} in /etc/apt (mmdebstrap needs one)")
+    return entries
+
+
+def tool_version(argv: Sequence[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def tree_digest(paths: Sequence[Path]) -> str:
+    """A digest of the files the Dockerfile's build context sends (see .dockerignore)."""
+    h = hashlib.sha256()
+    for root in paths:
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for path in files:
+            rel = path.relative_to(REPO).as_posix()
+            if not path.is_file() or "__pycache__" in rel or ".egg-info" in rel:
+                continue
+            if path.suffix in (".pyc", ".pyo", ".pyd"):
+                continue
+            h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- podman
+
+
+def run(
+    argv: Sequence[str], *, what: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> str:
+    """Run a tool; ImageError with its last output lines when it fails."""
+    proc = subprocess.run(list(argv), capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise ImageError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
+
+
+class Podman:
+    """podman with private config and a throwaway storage under `scratch`."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        conf = scratch / "conf"
+        conf.mkdir(parents=True)
+        ulimits = ", ".join(f'"{u}"' for u in ULIMITS)
+        # runc, cgroupfs: crun refuses this machine's cgroup v1 hybrid layout. netns none: no
+        # bridge network and no iptables rules on the host.
+        (conf / "containers.conf").write_text(
+            "[containers]\n"
+            f"default_ulimits = [{ulimits}]\n"
+            'netns = "none"\n'
+            "[engine]\n"
+            'runtime = "runc"\n'
+            'cgroup_manager = "cgroupfs"\n'
+            'events_logger = "none"\n'
+            f'tmp_dir = "{scratch / "tmp"}"\n'
+            "[network]\n"
+            f'network_config_dir = "{scratch / "networks"}"\n'
+        )
+        (conf / "storage.conf").write_text(
+            "[storage]\n"
+            'driver = "overlay"\n'
+            f'graphroot = "{scratch / "storage"}"\n'
+            f'runroot = "{scratch / "run"}"\n'
+        )
+        (conf / "registries.conf").write_text("unqualified-search-registries = []\n")
+        self.env = dict(
+            os.environ,
+            CONTAINERS_CONF=str(conf / "containers.conf"),
+            CONTAINERS_STORAGE_CONF=str(conf / "storage.conf"),
+            CONTAINERS_REGISTRIES_CONF=str(conf / "registries.conf"),
+        )
+
+    def __call__(self, *args: str, what: str, cwd: Path | None = None) -> str:
+        return run(["podman", *args], what=what, env=self.env, cwd=cwd)
+
+    def size(self, name: str) -> int:
+        return int(self("image", "inspect", "--format", "{{.Size}}", name, what="inspect").strip())
+
+    def save(self, name: str, archive: Path) -> Image:
+        partial = archive.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        self("save", "--format", "docker-archive", "-o", str(partial), name, what=f"save {name}")
+        image = Image(name=name, archive=archive, size_bytes=self.size(name))
+        partial.rename(archive)
+        archive.with_suffix(".json").write_text(json.dumps(image.as_json(), indent=2) + "\n")
+        return image
+
+    def close(self) -> None:
+        """Remove the storage; podman unmounts its layers when it is done, verify and go."""
+        mounted = [
+            line.split()[4]
+            for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if line.split()[4].startswith(str(self.scratch))
+        ]
+        for point in sorted(mounted, reverse=True):
+            subprocess.run(["umount", point], check=False)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def cached(archive: Path) -> Image | None:
+    meta = archive.with_suffix(".json")
+    if archive.is_file() and meta.is_file():
+        data = json.loads(meta.read_text())
+        return Image(name=data["name"], archive=archive, size_bytes=int(data["size_bytes"]))
+    return None
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+@dataclasses.dataclass(frozen=True)
+class Rootfs:
+    """An mmdebstrap recipe: a minbase Debian with some packages, as a tarball."""
+
+    packages: tuple[str, ...]
+    suite: str
+    sources: tuple[str, ...]
+    hooks: tuple[str, ...] = ()
+    hook_files: tuple[Path, ...] = ()
+
+    def key(self) -> str:
+        files = [p.read_bytes().hex() for p in self.hook_files]
+        return digest(
+            RECIPE_VERSION,
+            self.packages,
+            self.suite,
+            self.sources,
+            DPKG_EXCLUDES,
+            self.hooks,
+            files,
+            tool_version(["mmdebstrap", "--version"]),
+        )
+
+    def build(self, out: Path) -> None:
+        argv = ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar"]
+        argv += [f"--include={','.join(self.packages)}"]
+        argv += [f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES]
+        argv += ['--aptopt=Acquire::Languages "none"']
+        argv += [f"--customize-hook={hook}" for hook in self.hooks]
+        argv += [self.suite, str(out), *self.sources]
+        run(argv, what=f"mmdebstrap {' '.join(self.packages)}")
+
+
+def python_rootfs(suite: str, sources: Sequence[str]) -> Rootfs:
+    return Rootfs(PYTHON_PACKAGES, suite, tuple(sources))
+
+
+def postgres_rootfs(suite: str, sources: Sequence[str]) -> Rootfs:
+    entrypoint = HERE / "postgres" / "entrypoint.sh"
+    return Rootfs(
+        POSTGRES_PACKAGES,
+        suite,
+        tuple(sources),
+        hooks=(
+            f"copy-in {entrypoint} /usr/local/bin",
+            'chmod 0755 "$1/usr/local/bin/entrypoint.sh"',
+            # The package's postinst made a "main" cluster; the entrypoint makes its own.
+            'rm -rf "$1/var/lib/postgresql/15/main" "$1/etc/postgresql/15/main"',
+        ),
+        hook_files=(entrypoint,),
+    )
+
+
+PYTHON_CHANGES = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    'CMD ["python3"]',
+)
+POSTGRES_CHANGES = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    "ENV PGDATA=/var/lib/postgresql/data",
+    "USER postgres",
+    "EXPOSE 5432",
+    'ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]',
+)
+
+
+@contextlib.contextmanager
+def build_lock(directory: Path) -> Iterator[None]:
+    """One builder at a time per cache (two pytest sessions, or pytest and .ci/run)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Builder:
+    """Builds what is missing from the cache; podman only starts when something is."""
+
+    def __init__(self, directory: Path, *, log: bool = True) -> None:
+        self.directory = directory
+        self.log = log
+        self.timings: dict[str, float] = {}
+        self._podman: Podman | None = None
+        self.suite = host_suite()
+        self.sources = apt_sources(self.suite)
+
+    def say(self, text: str) -> None:
+        if self.log:
+            print(f"images: {text}", file=sys.stderr, flush=True)
+
+    @property
+    def podman(self) -> Podman:
+        if self._podman is None:
+            scratch = Path(tempfile.mkdtemp(prefix=".podman-", dir=self.directory))
+            self._podman = Podman(scratch)
+        return self._podman
+
+    def close(self) -> None:
+        if self._podman is not None:
+            self._podman.close()
+            self._podman = None
+
+    def _rootfs(self, recipe: Rootfs, label: str) -> Path:
+        tar = self.directory / f"{label}-rootfs-{recipe.key()}.tar"
+        if not tar.is_file():
+            self.say(f"mmdebstrap {label} ({', '.join(recipe.packages)})")
+            started = time.monotonic()
+            partial = tar.with_suffix(".partial")
+            recipe.build(partial)
+            partial.rename(tar)
+            self.timings[f"{label} rootfs"] = time.monotonic() - started
+        return tar
+
+    def _import(self, tar: Path, name: str, changes: Sequence[str]) -> None:
+        args = ["import"]
+        for change in changes:
+            args += ["--change", change]
+        self.podman(*args, str(tar), name, what=f"podman import {name}")
+
+    def python_base(self) -> tuple[str, Path]:
+        """(image name, rootfs tarball) of the Python base; imported into podman on use."""
+        recipe = python_rootfs(self.suite, self.sources)
+        return f"localhost/inventory-sync-python:3-{self.suite}", self._rootfs(recipe, "python")
+
+    def operator(self) -> Image:
+        base_name, base_tar = self.python_base()
+        version = package_version()
+        name = f"docker.io/library/inventory-sync-operator:{version}"
+        context = [REPO / p for p in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")]
+        key = digest(RECIPE_VERSION, base_tar.name, tree_digest([*context, REPO / "operator"]))
+        archive = self.directory / f"operator-{version}-{key}.tar"
+        hit = cached(archive)
+        if hit is not None:
+            return hit
+        started = time.monotonic()
+        self._import(base_tar, base_name, PYTHON_CHANGES)
+        argv = ["build", "--pull=never", "--network=host", "--build-arg"]
+        argv += [f"PYTHON_IMAGE={base_name}", "--build-arg", f"VERSION={version}", "-t", name]
+        if HOST_CA_BUNDLE.is_file():
+            # The package index may sit behind a proxy whose CA only the host trusts.
+            argv += ["-v", f"{HOST_CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro"]
+        self.say(f"podman build {name} (Dockerfile unmodified, PYTHON_IMAGE={base_name})")
+        self.podman(*argv, str(REPO), what="podman build of the Dockerfile", cwd=REPO)
+        image = self.podman.save(name, archive)
+        self.timings["operator image"] = time.monotonic() - started
+        return image
+
+    def postgres(self) -> Image:
+        recipe = postgres_rootfs(self.suite, self.sources)
+        name = f"localhost/inventory-sync-postgres:{self.suite}"
+        archive = self.directory / f"postgres-{recipe.key()}.tar"
+        hit = cached(archive)
+        if hit is not None:
+            return hit
+        tar = self._rootfs(recipe, "postgres")
+        started = time.monotonic()
+        self._import(tar, name, POSTGRES_CHANGES)
+        image = self.podman.save(name, archive)
+        tar.unlink()  # the saved image holds the same bytes
+        self.timings["postgres image"] = time.monotonic() - started
+        return image
+
+    def pause(self, node_bin_dir: Path) -> Image:
+        binary = node_bin_dir / "pause"
+        tag = (node_bin_dir / "pause.tag").read_text().strip()
+        name = f"registry.k8s.io/pause:{tag}"
+        archive = (
+            self.directory / f"pause-{tag}-{digest(RECIPE_VERSION, binary.read_bytes().hex())}.tar"
+        )
+        hit = cached(archive)
+        if hit is not None:
+            return hit
+        root = self.podman.scratch / "pause-root"
+        root.mkdir()
+        shutil.copy2(binary, root / "pause")
+        tar = self.podman.scratch / "pause-rootfs.tar"
+        run(["tar", "-C", str(root), "-cf", str(tar), "pause"], what="tar pause")
+        self._import(tar, name, ('ENTRYPOINT ["/pause"]', "USER 65535:65535"))
+        return self.podman.save(name, archive)
+
+
+def build_all(node_bin_dir: Path | None, *, log: bool = True) -> dict[str, Image]:
+    """Every image the node tests use, built if missing; keyed operator/postgres/pause."""
+    directory = cache_dir()
+    with build_lock(directory):
+        cgroups_before = _libpod_cgroups()
+        builder = Builder(directory, log=log)
+        try:
+            images = {"operator": builder.operator(), "postgres": builder.postgres()}
+            if node_bin_dir is not None:
+                images["pause"] = builder.pause(node_bin_dir)
+        finally:
+            builder.close()
+            _remove_new_cgroups(cgroups_before)
+        for label, seconds in builder.timings.items():
+            builder.say(f"{label}: {seconds:.0f}s")
+        return images
+
+
+# podman (runc, cgroupfs) leaves an empty libpod_parent cgroup per hierarchy behind.
+def _libpod_cgroups() -> set[Path]:
+    return set(Path("/sys/fs/cgroup").glob("*/libpod_parent"))
+
+
+def _remove_new_cgroups(before: set[Path]) -> None:
+    for path in _libpod_cgroups() - before:
+        for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if child.is_dir():
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--pause-bin", type=Path, help="node bin dir (build.sh --node)")
+    parser.add_argument("--json", action="store_true", help="print the images as JSON")
+    args = parser.parse_args(argv)
+    try:
+        images = build_all(args.pause_bin)
+    except ImageError as error:
+        print(f"images: error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({k: v.as_json() for k, v in images.items()}, indent=2))
+    else:
+        for label, image in images.items():
+            print(f"{label}: {image.name} {image.size_bytes / 1e6:.0f} MB {image.archive}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
