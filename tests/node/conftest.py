@@ -13,6 +13,7 @@ They are selected with ``-m node`` (``make e2e``); the default run leaves them o
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -103,6 +104,34 @@ def prepare(config: pytest.Config) -> Prepared:
     return Prepared(bin_dir, node_bin_dir, built, timings=timings)
 
 
+MEASURED = pytest.StashKey[dict[str, float]]()
+
+
+@pytest.fixture(scope="session")
+def measured(request: pytest.FixtureRequest) -> dict[str, float]:
+    """Numbers the tests measure (seconds), printed at the end of the run and written as JSON
+    to $INVENTORY_SYNC_NODE_REPORT when set. Measured, never asserted against a stopwatch."""
+    return request.config.stash.setdefault(MEASURED, {})
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    prepared = config.stash.get(PREPARED, None)
+    numbers = dict(config.stash.get(MEASURED, {}))
+    if prepared is not None and not prepared.problem:
+        numbers.update({f"build: {k} (s)": v for k, v in prepared.timings.items()})
+        numbers.update({f"image: {k} (MB)": i.size_bytes / 1e6 for k, i in prepared.images.items()})
+    if not numbers:
+        return
+    terminalreporter.section("real node: measured")
+    for key, value in numbers.items():
+        terminalreporter.write_line(f"{key:<60} {value:8.1f}")
+    report = os.environ.get("INVENTORY_SYNC_NODE_REPORT")
+    if report:
+        Path(report).write_text(json.dumps(numbers, indent=2) + "\n")
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build before the first test so that no build counts against a test's timeout."""
     if any(item.get_closest_marker(MARKER) for item in session.items):
@@ -135,7 +164,8 @@ def node(
     _say(request.config, "up: " + ", ".join(f"{k} {v:.0f}s" for k, v in running.timings.items()))
     yield running
     running.stop()  # NodeLeftovers fails the session: the harness must leave nothing
-    _say(request.config, f"teardown {running.timings['teardown']:.0f}s, nothing left behind")
+    measured = request.config.stash.setdefault(MEASURED, {})
+    measured.update({f"node: {k} (s)": v for k, v in running.timings.items()})
 
 
 @pytest.fixture(scope="session")

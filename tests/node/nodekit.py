@@ -8,10 +8,11 @@ no packet of its own anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -277,3 +278,48 @@ def wait_handled(
         return body if status.get("lastHandledReconcileAt") == stamp else None
 
     return eventually(handled, within=within, what=f"the run of {kind}/{name} requested at {stamp}")
+
+
+@dataclass
+class Release:
+    """An installed operator: its namespace, its own database, its pods."""
+
+    cluster: Cluster
+    namespace: str
+    database: str
+    name: str = "inventory-sync-operator"
+
+    @property
+    def selector(self) -> str:
+        return f"app.kubernetes.io/instance={self.name}"
+
+    def live_pods(self) -> list[dict[str, Any]]:
+        pods = self.cluster.pods(self.namespace, self.selector)
+        return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+    def pod(self) -> dict[str, Any]:
+        pods = self.live_pods()
+        assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+        return pods[0]
+
+    def runs(self, uid: str | None = None) -> list[dict[str, str]]:
+        return self.cluster.postgres.runs(self.database, uid)
+
+
+@contextlib.contextmanager
+def installed(
+    cluster: Cluster, prefix: str, *helm_args: str, chart: Path = CHART
+) -> Iterator[Release]:
+    """`helm install` into a fresh namespace with its own database; uninstalled afterwards."""
+    namespace = cluster.namespace(prefix)
+    database = cluster.postgres.create_database()
+    cluster.apply(database_secret(cluster.postgres, namespace, database))
+    release = Release(cluster, namespace, database)
+    cluster.node.helm(
+        "install", release.name, str(chart), "-n", namespace, "--wait", "--timeout=5m", *helm_args
+    )
+    try:
+        yield release
+    finally:
+        cluster.node.helm("uninstall", release.name, "-n", namespace, "--wait", "--timeout=3m")
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false")

@@ -7,18 +7,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from nodekit import (
-    CHART,
     REPO,
     Cluster,
+    Release,
     condition,
     credentials_secret,
-    database_secret,
     eventually,
+    installed,
     parse_time,
     request_run,
     schedule,
@@ -40,41 +39,11 @@ INVENTORY_TABLES = (
 )
 
 
-@dataclass
-class Release:
-    cluster: Cluster
-    namespace: str
-    database: str
-    name: str = "inventory-sync-operator"
-
-    @property
-    def selector(self) -> str:
-        return f"app.kubernetes.io/instance={self.name}"
-
-    def pod(self) -> dict:
-        pods = [
-            p
-            for p in self.cluster.pods(self.namespace, self.selector)
-            if not p["metadata"].get("deletionTimestamp")
-        ]
-        assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
-        return pods[0]
-
-
 @pytest.fixture(scope="module")
 def release(cluster: Cluster) -> Iterator[Release]:
     """The chart installed as the README says, with nothing but the database Secret."""
-    namespace = cluster.namespace("op-default")
-    database = cluster.postgres.create_database()
-    cluster.apply(database_secret(cluster.postgres, namespace, database))
-    cluster.node.helm(
-        "install", "inventory-sync-operator", str(CHART), "-n", namespace, "--wait", "--timeout=5m"
-    )
-    yield Release(cluster, namespace, database)
-    cluster.node.helm(
-        "uninstall", "inventory-sync-operator", "-n", namespace, "--wait", "--timeout=3m"
-    )
-    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+    with installed(cluster, "op-default") as release:
+        yield release
 
 
 def test_the_deployment_is_available_and_serves_healthz_and_metrics(release: Release) -> None:

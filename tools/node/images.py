@@ -366,16 +366,37 @@ class Builder:
         recipe = python_rootfs(self.suite, self.sources)
         return f"localhost/inventory-sync-python:3-{self.suite}", self._rootfs(recipe, "python")
 
-    def operator(self) -> Image:
+    def operator(self, ref: str | None = None) -> Image:
+        """The Dockerfile built from the working tree, or from git commit `ref` (tagged
+        `<version>-<commit>`: an earlier release, for the upgrade test)."""
         base_name, base_tar = self.python_base()
         version = package_version()
-        name = f"docker.io/library/inventory-sync-operator:{version}"
-        context = [REPO / p for p in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")]
-        key = digest(RECIPE_VERSION, base_tar.name, tree_digest([*context, REPO / "operator"]))
-        archive = self.directory / f"operator-{version}-{key}.tar"
+        if ref is None:
+            tag = version
+            files = [
+                REPO / p for p in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
+            ]
+            inputs = tree_digest([*files, REPO / "operator"])
+        else:
+            inputs = run(["git", "-C", str(REPO), "rev-parse", f"{ref}^{{commit}}"], what="git")
+            inputs = inputs.strip()
+            tag = f"{version}-{inputs[:12]}"
+        name = f"docker.io/library/inventory-sync-operator:{tag}"
+        key = digest(RECIPE_VERSION, base_tar.name, inputs)
+        archive = self.directory / f"operator-{tag}-{key}.tar"
         hit = cached(archive)
         if hit is not None:
             return hit
+        context = REPO
+        if ref is not None:  # the commit's tree, as a fresh clone of it would have it
+            context = self.podman.scratch / f"context-{inputs[:12]}"
+            context.mkdir()
+            tree = subprocess.run(
+                ["git", "-C", str(REPO), "archive", "--format=tar", inputs],
+                capture_output=True,
+                check=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(context)], input=tree, check=True)
         started = time.monotonic()
         self._import(base_tar, base_name, PYTHON_CHANGES)
         argv = ["build", "--pull=never", "--network=host", "--build-arg"]
@@ -384,9 +405,9 @@ class Builder:
             # The package index may sit behind a proxy whose CA only the host trusts.
             argv += ["-v", f"{HOST_CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro"]
         self.say(f"podman build {name} (Dockerfile unmodified, PYTHON_IMAGE={base_name})")
-        self.podman(*argv, str(REPO), what="podman build of the Dockerfile", cwd=REPO)
+        self.podman(*argv, str(context), what="podman build of the Dockerfile", cwd=context)
         image = self.podman.save(name, archive)
-        self.timings["operator image"] = time.monotonic() - started
+        self.timings[f"operator image {tag}"] = time.monotonic() - started
         return image
 
     def postgres(self) -> Image:
@@ -421,6 +442,19 @@ class Builder:
         run(["tar", "-C", str(root), "-cf", str(tar), "pause"], what="tar pause")
         self._import(tar, name, ('ENTRYPOINT ["/pause"]', "USER 65535:65535"))
         return self.podman.save(name, archive)
+
+
+def build_operator_at(ref: str, *, log: bool = True) -> Image:
+    """The operator image of an earlier commit (cached by commit)."""
+    directory = cache_dir()
+    with build_lock(directory):
+        cgroups_before = _libpod_cgroups()
+        builder = Builder(directory, log=log)
+        try:
+            return builder.operator(ref)
+        finally:
+            builder.close()
+            _remove_new_cgroups(cgroups_before)
 
 
 def build_all(node_bin_dir: Path | None, *, log: bool = True) -> dict[str, Image]:

@@ -251,6 +251,26 @@ class LocalNode:
     ) -> subprocess.CompletedProcess[str]:
         return self.run([str(self.bin_dir / "helm"), *args], check=check, timeout=timeout)
 
+    def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """containerd's own CLI on the node's socket, namespace k8s.io (the kubelet's)."""
+        argv = ["ctr", f"--address={self.layout.containerd_socket}", "--namespace=k8s.io", *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+        if check and proc.returncode != 0:
+            raise NodeError(f"ctr {' '.join(args[:3])}: {proc.stderr.strip()}")
+        return proc
+
+    def import_image(self, archive: Path) -> None:
+        """Make a docker-archive known to the kubelet (no registry: nothing is ever pulled)."""
+        # From the host's mount namespace: containerd (in the node's) unpacks it.
+        self.ctr("images", "import", str(archive))
+
+    def kill_container(self, container_id: str, signal_name: str = "SIGKILL") -> None:
+        """Signal a container's init process through containerd, as a crash or the OOM killer
+        would end it (from inside the container, PID 1 cannot be killed)."""
+        self.ctr(
+            "tasks", "kill", "--signal", signal_name, container_id.removeprefix("containerd://")
+        )
+
     def env(self) -> dict[str, str]:
         """Environment for commands in the node: admin kubeconfig; helm and kubectl caches
         under the state dir, never in the user's home."""
@@ -427,18 +447,10 @@ class LocalNode:
 
     def _start_containerd(self) -> None:
         containerd = self._spawn("containerd", cfg.containerd_argv(self.layout))
-        ctr = ["ctr", f"--address={self.layout.containerd_socket}", "--namespace=k8s.io"]
-        self._wait_cmd("containerd", containerd, [*ctr, "version"])
+        ctr = ["ctr", f"--address={self.layout.containerd_socket}", "version"]
+        self._wait_cmd("containerd", containerd, ctr)
         for archive in self.images:
-            # From the host's mount namespace: containerd (in the node's) unpacks them.
-            proc = subprocess.run(
-                [*ctr, "images", "import", str(archive)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if proc.returncode != 0:
-                raise NodeError(f"ctr images import {archive.name}: {proc.stderr.strip()}")
+            self.import_image(archive)
 
     def _start_node(self) -> None:
         kubelet = self._spawn(
