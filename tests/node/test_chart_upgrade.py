@@ -3,16 +3,15 @@ README "Deploy" and docs/deploy.md say: the resources made under the old CRDs ke
 status and due times, the cluster's CRDs become the repository's, and the upgraded operator
 (the new image) serves them.
 
-The previous version is the chart and image of git commit PREVIOUS_REF (override with
-INVENTORY_SYNC_UPGRADE_FROM): 0.1.0 as first packaged, whose Fabric CRD still accepted a
-kind listed twice. It needs the repository's history (a shallow clone fails with a reason).
+The previous version is the chart and image of git commit images.UPGRADE_FROM (override
+with INVENTORY_SYNC_UPGRADE_FROM): 0.1.0 as first packaged, whose Fabric CRD still accepted
+a kind listed twice. It needs the repository's history (a shallow clone fails with a reason).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import tarfile
 import time
@@ -39,7 +38,7 @@ from nodekit import (
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]
 
-PREVIOUS_REF = os.environ.get("INVENTORY_SYNC_UPGRADE_FROM", "0fefe59")
+PREVIOUS_REF = images.UPGRADE_FROM
 APP_VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
 
 

@@ -15,7 +15,8 @@ Images (names as the kubelet will look them up after `ctr images import`):
 Podman runs with its own containers.conf/storage.conf (CONTAINERS_CONF and friends; /etc is
 left alone) and a throwaway storage that is removed afterwards: the cache is the tarballs.
 
-CLI: ``python images.py [--pause-bin DIR] [--json]`` builds what is missing and prints where.
+CLI: ``python images.py [--pause-bin DIR] [--previous] [--json]`` builds what is missing and
+prints where (``--previous``: also the image of the release the upgrade test starts from).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ DPKG_EXCLUDES = (
 PYTHON_PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3", "ca-certificates")
 POSTGRES_PACKAGES = ("postgresql-15",)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+#: The previous release the upgrade test starts from (tests/node/test_chart_upgrade.py): chart
+#: 0.1.0 as first packaged. No release is tagged yet; move this when one is.
+UPGRADE_FROM = os.environ.get("INVENTORY_SYNC_UPGRADE_FROM", "0fefe59")
 
 
 class ImageError(RuntimeError):
@@ -493,10 +497,15 @@ def _remove_new_cgroups(before: set[Path]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pause-bin", type=Path, help="node bin dir (build.sh --node)")
+    parser.add_argument(
+        "--previous", action="store_true", help=f"also the upgrade test's image ({UPGRADE_FROM})"
+    )
     parser.add_argument("--json", action="store_true", help="print the images as JSON")
     args = parser.parse_args(argv)
     try:
         images = build_all(args.pause_bin)
+        if args.previous:
+            images["previous"] = build_operator_at(UPGRADE_FROM)
     except ImageError as error:
         print(f"images: error: {error}", file=sys.stderr)
         return 1
