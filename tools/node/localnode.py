@@ -34,6 +34,7 @@ import nodeconfig as cfg
 from nodepki import NodePKI, write_kubeconfig, write_pki
 
 CGROUP_FS = Path("/sys/fs/cgroup")
+CGROUP_PREFIX = "inventory-sync-node-"
 SHIM_SOCKETS = Path("/run/containerd/s")
 TOOLS = ("unshare", "nsenter", "ip", "iptables", "containerd", "containerd-shim-runc-v2", "ctr")
 CORE_BINARIES = ("etcd", "kube-apiserver", "kubectl", "helm")
@@ -144,6 +145,37 @@ def _ns_inode(pid: int, kind: str) -> int | None:
         return None
 
 
+def reap_stale() -> list[str]:
+    """Remove nodes whose owning process died without tearing them down (a killed pytest):
+    SIGKILL the processes in their cgroup subtree by PID, then remove the cgroups. Their
+    namespaces and mounts go with the last process. Nodes of live owners are left alone."""
+    reaped = []
+    for top in CGROUP_FS.glob(f"pids/{CGROUP_PREFIX}*"):
+        owner = top.name.removeprefix(CGROUP_PREFIX).split("-")[0]
+        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+            continue
+        for _ in range(50):
+            pids: set[int] = set()
+            for procs in top.rglob("cgroup.procs"):
+                with contextlib.suppress(OSError, ValueError):
+                    pids.update(int(line) for line in procs.read_text().split())
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        for hierarchy_top in CGROUP_FS.glob(f"*/{top.name}"):
+            dirs = sorted(
+                (p for p in hierarchy_top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
+            )
+            for directory in [*dirs, hierarchy_top]:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+        reaped.append(top.name)
+    return reaped
+
+
 @dataclass
 class LocalNode:
     """See the module docstring. `start()`, then `run()`/`kubectl()`; `stop()` always."""
@@ -159,7 +191,9 @@ class LocalNode:
 
     def __post_init__(self) -> None:
         self.layout = cfg.Layout(self.state_dir)
-        self.cgroup_root = f"/inventory-sync-node-{secrets.token_hex(4)}"
+        # The owner's PID in the name: a later run can tell a node whose owner was killed
+        # (and so never tore it down) from a live one of another session.
+        self.cgroup_root = f"/{CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
         self._procs: list[_Proc] = []
         self._holder: _Proc | None = None
         self._netns: int | None = None
@@ -173,6 +207,7 @@ class LocalNode:
 
     def start(self) -> LocalNode:
         """Bring the node up (Ready, images imported); on any failure tear down and raise."""
+        reap_stale()
         self._host_before = host_network_snapshot()
         self._shims_before = set(os.listdir(SHIM_SOCKETS)) if SHIM_SOCKETS.is_dir() else set()
         try:
