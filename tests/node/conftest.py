@@ -139,6 +139,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
+def node_binaries(request: pytest.FixtureRequest) -> tuple[Path, Path]:
+    """(control-plane bin dir, node bin dir), or skip/fail as `unavailable` says."""
+    stash = request.config.stash
+    if PREPARED not in stash:
+        stash[PREPARED] = prepare(request.config)
+    prepared = stash[PREPARED]
+    if prepared.problem:
+        unavailable(prepared.problem)
+    assert prepared.bin_dir is not None
+    assert prepared.node_bin_dir is not None
+    return prepared.bin_dir, prepared.node_bin_dir
+
+
+@pytest.fixture(scope="session")
 def node(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[localnode.LocalNode]:
@@ -158,9 +172,8 @@ def node(
     )
     try:
         running.start()
-    except localnode.NodeError as error:
-        unavailable(f"the node did not start: {error}") if "refusing" in str(error) else None
-        raise
+    except localnode.NodeRefused as error:  # the namespace would not be isolated: never run
+        unavailable(str(error))
     _say(request.config, "up: " + ", ".join(f"{k} {v:.0f}s" for k, v in running.timings.items()))
     yield running
     running.stop()  # NodeLeftovers fails the session: the harness must leave nothing

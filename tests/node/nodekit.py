@@ -140,23 +140,13 @@ class PostgresPod:
         return name
 
     def runs(self, database: str, uid: str | None = None) -> list[dict[str, str]]:
-        """sync_runs rows (oldest first), as text."""
+        """sync_runs rows (oldest first), every column as text ('' for NULL)."""
+        columns = ("id", "resource_name", "trigger", "state", "scheduled_at", "started_at",
+                   "finished_at", "error")  # fmt: skip
+        select = ", ".join(f"coalesce({c}::text, '')" for c in columns)
         where = f"WHERE resource_uid = '{uid}'" if uid else ""
-        columns = [
-            "id",
-            "resource_name",
-            "trigger",
-            "state",
-            "scheduled_at",
-            "started_at",
-            "finished_at",
-            "error",
-        ]
-        sql = (
-            f"SELECT {', '.join(f'coalesce({c}::text, {chr(39)}{chr(39)})' for c in columns)}"
-            f" FROM sync_runs {where} ORDER BY id"
-        )
-        return [dict(zip(columns, row, strict=True)) for row in self.query(sql, database)]
+        rows = self.query(f"SELECT {select} FROM sync_runs {where} ORDER BY id", database)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 @dataclass

@@ -45,6 +45,10 @@ class NodeError(RuntimeError):
     """The node could not be started or used; messages carry the relevant log tail."""
 
 
+class NodeRefused(NodeError):
+    """The node's namespace would not be isolated (a route out): nothing was started."""
+
+
 class NodeLeftovers(NodeError):
     """Teardown left something behind (processes, mounts, namespaces, cgroups, host changes)."""
 
@@ -211,7 +215,7 @@ class LocalNode:
         self._host_before = host_network_snapshot()
         self._shims_before = set(os.listdir(SHIM_SOCKETS)) if SHIM_SOCKETS.is_dir() else set()
         try:
-            self._timed("namespace", self._make_namespace)
+            self._timed("namespace", self.create_namespace)
             self._timed("pki", self._write_configs)
             self._timed("control plane", self._start_control_plane)
             self._timed("containerd + images", self._start_containerd)
@@ -285,6 +289,13 @@ class LocalNode:
         self, *args: str, check: bool = True, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
         return self.run([str(self.bin_dir / "helm"), *args], check=check, timeout=timeout)
+
+    @property
+    def namespace_holder_pid(self) -> int:
+        """The process holding the node's namespaces (`nsenter --target=PID --net`)."""
+        if self._holder is None:
+            raise NodeError("the node has no namespaces yet")
+        return self._holder.popen.pid
 
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """containerd's own CLI on the node's socket, namespace k8s.io (the kubelet's)."""
@@ -368,7 +379,9 @@ class LocalNode:
         self._procs.append(proc)
         return proc
 
-    def _make_namespace(self) -> None:
+    def create_namespace(self) -> None:
+        """The first step of start(): cgroups, the namespaces' holder, the network inside,
+        and the isolation check (NodeRefused when a route leads out)."""
         for hierarchy in self._hierarchies():
             directory = self._cgroup(hierarchy)
             directory.mkdir()
@@ -395,10 +408,10 @@ class LocalNode:
             # Service IPs for clients in the namespace itself (pods route via their bridge).
             f"route add {net.service_cidr} dev isn0 src {net.node_ip}",
         ):
-            self._ip(command.split())
+            self.ip(command.split())
         self._sysctl("net.ipv4.ip_forward", "1")
         self._sysctl("net.bridge.bridge-nf-call-iptables", "1")
-        self._check_isolated()
+        self.check_isolated()
 
     def _holder_in_new_namespaces(self) -> bool:
         assert self._holder is not None
@@ -409,7 +422,8 @@ class LocalNode:
             pid, "mnt"
         ) != _ns_inode(os.getpid(), "mnt")
 
-    def _ip(self, args: Sequence[str]) -> str:
+    def ip(self, args: Sequence[str]) -> str:
+        """`ip ARGS` inside the node's network namespace."""
         proc = subprocess.run(
             [*self._enter(net=True, mount=False), "ip", *args],
             capture_output=True,
@@ -427,7 +441,7 @@ class LocalNode:
             check=True,
         )
 
-    def _check_isolated(self) -> None:
+    def check_isolated(self) -> None:
         """The network rule: no route out of the namespace, checked before anything starts."""
         for argv in (["route", "get", "1.1.1.1"], ["-6", "route", "get", "2606:4700:4700::1111"]):
             proc = subprocess.run(
@@ -437,12 +451,12 @@ class LocalNode:
                 check=False,
             )
             if proc.returncode == 0 or "unreachable" not in proc.stderr.lower():
-                raise NodeError(
+                raise NodeRefused(
                     f"refusing to run: `ip {' '.join(argv)}` inside the node namespace gave "
                     f"{proc.stdout.strip() or proc.stderr.strip()!r}; it must be unreachable"
                 )
-        if self._ip(["route", "show", "default"]).strip():
-            raise NodeError("refusing to run: the node namespace has a default route")
+        if self.ip(["route", "show", "default"]).strip():
+            raise NodeRefused("refusing to run: the node namespace has a default route")
 
     def _write_configs(self) -> None:
         net, layout = self.net, self.layout
