@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -31,153 +29,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nodeconfig as cfg
+from nodehost import (
+    CGROUP_PREFIX,
+    CgroupTree,
+    NodeError,
+    NodeLeftovers,
+    NodeRefused,
+    Proc,
+    host_network_snapshot,
+    mounts_of,
+    ns_inode,
+    preflight,
+    processes_in,
+    reap_stale,
+    which,
+)
 from nodepki import NodePKI, write_kubeconfig, write_pki
 
-CGROUP_FS = Path("/sys/fs/cgroup")
-CGROUP_PREFIX = "inventory-sync-node-"
+__all__ = ["LocalNode", "NodeError", "NodeLeftovers", "NodeRefused", "preflight", "which"]
+
 SHIM_SOCKETS = Path("/run/containerd/s")
-TOOLS = ("unshare", "nsenter", "ip", "iptables", "containerd", "containerd-shim-runc-v2", "ctr")
-CORE_BINARIES = ("etcd", "kube-apiserver", "kubectl", "helm")
-NODE_BINARIES = ("kubelet", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause")
-
-
-class NodeError(RuntimeError):
-    """The node could not be started or used; messages carry the relevant log tail."""
-
-
-class NodeRefused(NodeError):
-    """The node's namespace would not be isolated (a route out): nothing was started."""
-
-
-class NodeLeftovers(NodeError):
-    """Teardown left something behind (processes, mounts, namespaces, cgroups, host changes)."""
-
-
-def which(name: str) -> str | None:
-    for directory in cfg.SYSTEM_PATH.split(":"):
-        candidate = Path(directory) / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
-
-
-def preflight(bin_dir: Path | None, node_bin_dir: Path | None) -> str | None:
-    """Why a node cannot run on this machine (one line), or None when it can."""
-    if os.geteuid() != 0:
-        return "needs root (network and mount namespaces, cgroups, containerd)"
-    missing = [t for t in TOOLS if which(t) is None]
-    if not cfg.RUNC.is_file():
-        missing.append(str(cfg.RUNC))
-    missing += [
-        p for p in ("bridge", "host-local", "loopback") if not (cfg.CNI_BIN_DIR / p).is_file()
-    ]
-    if missing:
-        return f"missing {', '.join(missing)} (apt-get install iproute2 iptables containerd runc containernetworking-plugins)"
-    if not (CGROUP_FS / "pids" / "cgroup.procs").is_file():
-        return "needs the cgroup v1 pids hierarchy at /sys/fs/cgroup/pids"
-    if bin_dir is None or node_bin_dir is None:
-        return "no binaries (tools/controlplane/build.sh --node)"
-    absent = [b for b in CORE_BINARIES if not (bin_dir / b).is_file()]
-    absent += [b for b in NODE_BINARIES if not (node_bin_dir / b).is_file()]
-    if absent:
-        return f"binaries missing: {', '.join(absent)} (tools/controlplane/build.sh --node)"
-    probe = subprocess.run(
-        ["unshare", "--net", "--mount", "--propagation", "private", "true"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        return f"cannot create namespaces: {probe.stderr.strip()}"
-    return None
-
-
-@dataclass
-class _Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, grace: float) -> None:
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
-
-
-def host_network_snapshot() -> dict[str, str]:
-    """The host's interfaces, routes, forwarding and iptables rules (reads only)."""
-    commands = {
-        "links": ["ip", "-o", "link", "show"],
-        "addresses": ["ip", "-o", "addr", "show"],
-        "routes": ["ip", "route", "show", "table", "all"],
-        "routes6": ["ip", "-6", "route", "show", "table", "all"],
-        "iptables": ["iptables-save"],
-    }
-    snapshot: dict[str, str] = {}
-    for key, argv in commands.items():
-        if which(argv[0]) is None:
-            continue
-        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
-        # iptables-save stamps each dump and counts packets; the rules are what matters.
-        snapshot[key] = "\n".join(
-            re.sub(r"\[\d+:\d+\]", "", line)
-            for line in out.splitlines()
-            if not line.startswith("#")
-        )
-    snapshot["ip_forward"] = Path("/proc/sys/net/ipv4/ip_forward").read_text()
-    return snapshot
-
-
-def _ns_inode(pid: int, kind: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-    except OSError:
-        return None
-
-
-def reap_stale() -> list[str]:
-    """Remove nodes whose owning process died without tearing them down (a killed pytest):
-    SIGKILL the processes in their cgroup subtree by PID, then remove the cgroups. Their
-    namespaces and mounts go with the last process. Nodes of live owners are left alone."""
-    reaped = []
-    for top in CGROUP_FS.glob(f"pids/{CGROUP_PREFIX}*"):
-        owner = top.name.removeprefix(CGROUP_PREFIX).split("-")[0]
-        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
-            continue
-        for _ in range(50):
-            pids: set[int] = set()
-            for procs in top.rglob("cgroup.procs"):
-                with contextlib.suppress(OSError, ValueError):
-                    pids.update(int(line) for line in procs.read_text().split())
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.2)
-        for hierarchy_top in CGROUP_FS.glob(f"*/{top.name}"):
-            dirs = sorted(
-                (p for p in hierarchy_top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
-            )
-            for directory in [*dirs, hierarchy_top]:
-                with contextlib.suppress(OSError):
-                    directory.rmdir()
-        reaped.append(top.name)
-    return reaped
 
 
 @dataclass
@@ -195,11 +66,9 @@ class LocalNode:
 
     def __post_init__(self) -> None:
         self.layout = cfg.Layout(self.state_dir)
-        # The owner's PID in the name: a later run can tell a node whose owner was killed
-        # (and so never tore it down) from a live one of another session.
-        self.cgroup_root = f"/{CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
-        self._procs: list[_Proc] = []
-        self._holder: _Proc | None = None
+        self.cgroups = CgroupTree(f"{CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(3)}")
+        self._procs: list[Proc] = []
+        self._holder: Proc | None = None
         self._netns: int | None = None
         self._mntns: int | None = None
         self._host_before: dict[str, str] = {}
@@ -236,18 +105,21 @@ class LocalNode:
             problems.append(f"stopping workloads: {error}")
         order = ["kube-scheduler", "kube-controller-manager", "kube-proxy", "kubelet"]
         self._stop_named(order, grace=20)
-        self._kill_cgroup("kubepods")
+        self.cgroups.kill("kubepods")
         self._stop_named(["containerd"], grace=20)
-        self._kill_cgroup("system", keep={p.popen.pid for p in self._procs if p.alive()})
+        self.cgroups.kill("system", keep={p.pid for p in self._procs if p.alive()})
         self._stop_named(["kube-apiserver"], grace=30)  # before etcd, or it hangs on SIGTERM
         self._stop_named(["etcd"], grace=20)
         if self._holder is not None:
             self._holder.stop(grace=5)
-        self._kill_cgroup("")  # anything left, by PID
+        self.cgroups.kill()  # anything left, by PID
+        for proc in self._procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(0)  # reap our own children
         self._remove_shim_sockets()
         problems += self.leftovers()
-        self._remove_cgroups()
-        problems += [f"cgroup left: {p}" for p in self._cgroup_dirs()]
+        self.cgroups.remove()
+        problems += [f"cgroup left: {p}" for p in self.cgroups.dirs()]
         self.timings["teardown"] = time.monotonic() - started
         if problems:
             raise NodeLeftovers("; ".join(problems))
@@ -295,7 +167,7 @@ class LocalNode:
         """The process holding the node's namespaces (`nsenter --target=PID --net`)."""
         if self._holder is None:
             raise NodeError("the node has no namespaces yet")
-        return self._holder.popen.pid
+        return self._holder.pid
 
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """containerd's own CLI on the node's socket, namespace k8s.io (the kubelet's)."""
@@ -347,17 +219,14 @@ class LocalNode:
 
     def _enter(self, *, net: bool, mount: bool) -> list[str]:
         assert self._holder is not None
-        argv = ["nsenter", f"--target={self._holder.popen.pid}"]
+        argv = ["nsenter", f"--target={self._holder.pid}"]
         argv += ["--net"] if net else []
         argv += ["--mount"] if mount else []
         return [*argv, "--"]
 
-    def _cgroup(self, hierarchy: str, sub: str = "") -> Path:
-        return CGROUP_FS / hierarchy / self.cgroup_root.strip("/") / sub
-
-    def _spawn(self, name: str, argv: Sequence[str], *, enter: bool = True) -> _Proc:
+    def _spawn(self, name: str, argv: Sequence[str], *, enter: bool = True) -> Proc:
         """Start `argv` in the node's pids cgroup and namespaces, logging to logs/<name>.log."""
-        procs = self._cgroup("pids", "system") / "cgroup.procs"
+        procs = self.cgroups.path("pids", "system") / "cgroup.procs"
         prefix = self._enter(net=True, mount=True) if enter else []
         # The shell joins the cgroup, then execs (same PID) into nsenter and the component.
         wrapper = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(procs), *prefix, *argv]
@@ -375,28 +244,22 @@ class LocalNode:
                 },
                 start_new_session=True,  # the terminal's ^C reaches pytest, which tears down
             )
-        proc = _Proc(name, popen, log)
+        proc = Proc(name, popen, log)
         self._procs.append(proc)
         return proc
 
     def create_namespace(self) -> None:
         """The first step of start(): cgroups, the namespaces' holder, the network inside,
         and the isolation check (NodeRefused when a route leads out)."""
-        for hierarchy in self._hierarchies():
-            directory = self._cgroup(hierarchy)
-            directory.mkdir()
-            if hierarchy == "cpuset":  # v1 cpusets start empty; a task cannot join those
-                for knob in ("cpuset.cpus", "cpuset.mems"):
-                    (directory / knob).write_text((directory.parent / knob).read_text())
-        self._cgroup("pids", "system").mkdir()
+        self.cgroups.create("system")
         self._holder = self._spawn(
             "namespace-holder",
             ["unshare", "--net", "--mount", "--propagation", "private", "sleep", "infinity"],
             enter=False,
         )
         self._wait("the namespaces", lambda: self._holder_in_new_namespaces(), 10)
-        self._netns = _ns_inode(self._holder.popen.pid, "net")
-        self._mntns = _ns_inode(self._holder.popen.pid, "mnt")
+        self._netns = ns_inode(self._holder.pid, "net")
+        self._mntns = ns_inode(self._holder.pid, "mnt")
         net = self.net
         for command in (
             "link set lo up",
@@ -415,12 +278,12 @@ class LocalNode:
 
     def _holder_in_new_namespaces(self) -> bool:
         assert self._holder is not None
-        pid = self._holder.popen.pid
+        pid = self._holder.pid
         if not self._holder.alive():
             raise NodeError(f"the namespace holder exited: {self._holder.tail()}")
-        return _ns_inode(pid, "net") != _ns_inode(os.getpid(), "net") and _ns_inode(
+        return ns_inode(pid, "net") != ns_inode(os.getpid(), "net") and ns_inode(
             pid, "mnt"
-        ) != _ns_inode(os.getpid(), "mnt")
+        ) != ns_inode(os.getpid(), "mnt")
 
     def ip(self, args: Sequence[str]) -> str:
         """`ip ARGS` inside the node's network namespace."""
@@ -474,7 +337,7 @@ class LocalNode:
         sandbox = "registry.k8s.io/pause:" + (self.node_bin_dir / "pause.tag").read_text().strip()
         cfg.write_containerd_config(layout, sandbox_image=sandbox)
         cfg.write_cni_config(layout, net)
-        cfg.write_kubelet_config(layout, self.pki, net, cgroup_root=self.cgroup_root)
+        cfg.write_kubelet_config(layout, self.pki, net, cgroup_root=self.cgroups.root)
         cfg.write_kube_proxy_config(layout, net, node_name=self.node_name)
 
     def _start_control_plane(self) -> None:
@@ -530,7 +393,7 @@ class LocalNode:
             ["sh", "-c", f"iptables-save -t nat | grep -q -- '-d {self.net.first_service_ip}/32'"],
         )
 
-    def _find(self, name: str) -> _Proc | None:
+    def _find(self, name: str) -> Proc | None:
         return next((p for p in self._procs if p.name == name), None)
 
     def _wait(self, what: str, predicate: Callable[[], bool], timeout: float) -> None:
@@ -540,7 +403,7 @@ class LocalNode:
                 raise NodeError(f"timed out after {timeout:.0f}s waiting for {what}")
             time.sleep(0.2)
 
-    def _wait_cmd(self, what: str, proc: _Proc | None, argv: Sequence[str]) -> None:
+    def _wait_cmd(self, what: str, proc: Proc | None, argv: Sequence[str]) -> None:
         """Poll `argv` in the namespace until it succeeds; fail fast if `proc` died."""
         last = ""
 
@@ -574,7 +437,7 @@ class LocalNode:
         )  # fmt: skip
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
-            if not self._cgroup_pids("kubepods") and not self._shim_pids():
+            if not self.cgroups.pids("kubepods") and not self._shim_pids():
                 return
             time.sleep(0.5)
 
@@ -584,55 +447,8 @@ class LocalNode:
                 proc.stop(grace)
 
     def _shim_pids(self) -> set[int]:
-        known = {p.popen.pid for p in self._procs}
-        return self._cgroup_pids("system") - known
-
-    def _cgroup_pids(self, sub: str) -> set[int]:
-        root = self._cgroup("pids", sub)
-        pids: set[int] = set()
-        if not root.is_dir():
-            return pids
-        for procs in root.rglob("cgroup.procs"):
-            with contextlib.suppress(OSError):
-                pids.update(int(line) for line in procs.read_text().split())
-        return pids
-
-    def _kill_cgroup(self, sub: str, keep: set[int] | None = None) -> None:
-        """SIGKILL every process in the node's pids cgroup `sub` (except `keep`), by PID."""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            pids = self._cgroup_pids(sub) - (keep or set())
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.2)
-        for proc in self._procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(0)  # reap our own children
-
-    def _hierarchies(self) -> list[str]:
-        """The cgroup v1 hierarchies mounted under /sys/fs/cgroup (not the unified one)."""
-        names = []
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            fields = line.split()
-            separator = fields.index("-")
-            if fields[separator + 1] == "cgroup" and fields[4].startswith(str(CGROUP_FS) + "/"):
-                names.append(Path(fields[4]).name)
-        return sorted(set(names))
-
-    def _cgroup_dirs(self) -> list[Path]:
-        return [p for p in CGROUP_FS.glob(f"*/{self.cgroup_root.strip('/')}") if p.is_dir()]
-
-    def _remove_cgroups(self) -> None:
-        for top in self._cgroup_dirs():
-            children = sorted(
-                (p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
-            )
-            for directory in [*children, top]:
-                with contextlib.suppress(OSError):
-                    directory.rmdir()
+        known = {p.pid for p in self._procs}
+        return self.cgroups.pids("system") - known
 
     def _remove_shim_sockets(self) -> None:
         """containerd 1.6 puts shim sockets under /run/containerd/s whatever its state dir;
@@ -648,23 +464,10 @@ class LocalNode:
 
     def leftovers(self) -> list[str]:
         """What of the node is still there (empty after a clean teardown)."""
-        found: list[str] = []
         ours = {i for i in (self._netns, self._mntns) if i is not None}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            pid = int(entry.name)
-            if ours & {_ns_inode(pid, "net"), _ns_inode(pid, "mnt")}:
-                with contextlib.suppress(OSError):
-                    comm = (entry / "comm").read_text().strip()
-                    found.append(f"process {pid} ({comm}) in the node's namespaces")
-        found += [f"process {pid} in the node's cgroup" for pid in self._cgroup_pids("")]
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            point = line.split()[4]
-            if point.startswith(str(self.state_dir)) or any(f"net:[{i}]" in line for i in ours):
-                found.append(f"mount {point}")
+        found = [f"{p} in the node's namespaces" for p in processes_in(ours)]
+        found += [f"process {pid} in the node's cgroup" for pid in self.cgroups.pids()]
+        found += mounts_of(self.state_dir, ours)
         after = host_network_snapshot()
-        for key, before in self._host_before.items():
-            if after.get(key) != before:
-                found.append(f"host {key} changed")
+        found += [f"host {k} changed" for k, v in self._host_before.items() if after.get(k) != v]
         return found
