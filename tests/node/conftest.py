@@ -189,14 +189,17 @@ def cluster(node: localnode.LocalNode, request: pytest.FixtureRequest) -> Cluste
     infra = kube.namespace("e2e-infra")
     password = secrets.token_hex(12)
     kube.apply(*_postgres(infra, prepared.images["postgres"].name, password))
-    kube.apply(*_simulator(infra, prepared.images["operator"].name))
+    # The Service first: the simulator's certificate must name its IP.
+    kube.apply(_service(infra, "simulator", 8089))
+    sim_ip = kube.get("service", "simulator", "-n", infra)["spec"]["clusterIP"]
+    kube.apply(_simulator(infra, prepared.images["simulator"].name, sim_ip))
     for name in ("postgres", "simulator"):
         kube.wait_rollout(infra, name, timeout="180s")
     pg_ip = kube.get("service", "postgres", "-n", infra)["spec"]["clusterIP"]
-    sim_ip = kube.get("service", "simulator", "-n", infra)["spec"]["clusterIP"]
+    ca_pem = kube.exec(infra, "deploy/simulator", "cat", SIMULATOR_CA)
     postgres = PostgresPod(kube, infra, pg_ip, password)
     eventually(lambda: postgres.query("SELECT 1") == [["1"]], within=60, what="PostgreSQL up")
-    return Cluster(node, postgres, SimulatorPod(kube, infra, sim_ip))
+    return Cluster(node, postgres, SimulatorPod(kube, infra, sim_ip, ca_pem))
 
 
 def _deployment(namespace: str, name: str, image: str, container: dict[str, Any]) -> dict[str, Any]:
@@ -246,9 +249,14 @@ def _postgres(namespace: str, image: str, password: str) -> list[dict[str, Any]]
     return [deployment, _service(namespace, "postgres", 5432)]
 
 
-def _simulator(namespace: str, image: str) -> list[dict[str, Any]]:
+SIMULATOR_CA = "/tmp/simulator-ca.pem"
+
+
+def _simulator(namespace: str, image: str, service_ip: str) -> dict[str, Any]:
+    args = ["simulate", "--host", "0.0.0.0", "--port", "8089"]
+    args += ["--tls", "--tls-name", service_ip, "--tls-ca-file", SIMULATOR_CA]
     container = {
-        "args": ["simulate", "--host", "0.0.0.0", "--port", "8089"],
+        "args": args,
         "ports": [{"containerPort": 8089}],
         "readinessProbe": {"tcpSocket": {"port": 8089}, "periodSeconds": 2},
         "securityContext": {"readOnlyRootFilesystem": True, "runAsNonRoot": True},
@@ -256,4 +264,4 @@ def _simulator(namespace: str, image: str) -> list[dict[str, Any]]:
     }
     deployment = _deployment(namespace, "simulator", image, container)
     deployment["spec"]["template"]["spec"]["volumes"] = [{"name": "tmp", "emptyDir": {}}]
-    return [deployment, _service(namespace, "simulator", 8089)]
+    return deployment

@@ -151,23 +151,24 @@ class PostgresPod:
 
 @dataclass
 class SimulatorPod:
-    """`inventory-sync simulate --host 0.0.0.0` from the operator image, behind a Service."""
+    """`inventory-sync simulate --tls` in a pod behind a Service: in a cluster, upstream URLs
+    must be https, and the simulator's certificate names the Service IP (there is no DNS)."""
 
     kube: Kube
     namespace: str
     host: str
+    ca_pem: str
     client_id: str = "demo-client"
     client_secret: str = "demo-secret-not-real"
     _proxy: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
-        self._proxy = (
-            f"/api/v1/namespaces/{self.namespace}/services/simulator:{SIMULATOR_PORT}/proxy"
-        )
+        service = f"https:simulator:{SIMULATOR_PORT}"  # the apiserver proxies over TLS
+        self._proxy = f"/api/v1/namespaces/{self.namespace}/services/{service}/proxy"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{SIMULATOR_PORT}"
+        return f"https://{self.host}:{SIMULATOR_PORT}"
 
     def stats(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.kube.raw(f"{self._proxy}/_simulator/stats"))
@@ -178,6 +179,46 @@ class SimulatorPod:
 
     def reset(self) -> None:
         self.kube.post_raw(f"{self._proxy}/_simulator/reset", {})
+
+    def ca_configmap(self, namespace: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": CA_CONFIGMAP, "namespace": namespace},
+            "data": {"ca.crt": self.ca_pem},
+        }
+
+
+#: How an operator learns to trust the simulator's CA: docs/deploy.md, "Upstreams behind a
+#: private CA" — a ConfigMap, the chart's extraVolumes/extraVolumeMounts, SSL_CERT_FILE.
+CA_CONFIGMAP = "simulator-ca"
+CA_DIR = "/etc/inventory-sync/ca"
+CA_VOLUME = {"name": "upstream-ca", "configMap": {"name": CA_CONFIGMAP}}
+CA_MOUNT = {"name": "upstream-ca", "mountPath": CA_DIR, "readOnly": True}
+CA_ENV = {"name": "SSL_CERT_FILE", "value": f"{CA_DIR}/ca.crt"}
+TRUST_SIMULATOR = (
+    "--set-json", f"extraVolumes={json.dumps([CA_VOLUME])}",
+    "--set-json", f"extraVolumeMounts={json.dumps([CA_MOUNT])}",
+    "--set-json", f"operator.extraEnv={json.dumps([CA_ENV])}",
+)  # fmt: skip
+
+
+def trust_simulator_patch() -> str:
+    """The same as a strategic-merge patch of the Deployment, for installs without those
+    values (manifests/ without an overlay, the chart before 0.2.0)."""
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "volumes": [CA_VOLUME],
+                    "containers": [
+                        {"name": "operator", "volumeMounts": [CA_MOUNT], "env": [CA_ENV]}
+                    ],
+                }
+            }
+        }
+    }
+    return json.dumps(patch)
 
 
 @dataclass
@@ -300,10 +341,14 @@ class Release:
 def installed(
     cluster: Cluster, prefix: str, *helm_args: str, chart: Path = CHART
 ) -> Iterator[Release]:
-    """`helm install` into a fresh namespace with its own database; uninstalled afterwards."""
+    """`helm install` into a fresh namespace with its own database (and the simulator's CA in
+    a ConfigMap, for TRUST_SIMULATOR); uninstalled afterwards."""
     namespace = cluster.namespace(prefix)
     database = cluster.postgres.create_database()
-    cluster.apply(database_secret(cluster.postgres, namespace, database))
+    cluster.apply(
+        database_secret(cluster.postgres, namespace, database),
+        cluster.simulator.ca_configmap(namespace),
+    )
     release = Release(cluster, namespace, database)
     cluster.node.helm(
         "install", release.name, str(chart), "-n", namespace, "--wait", "--timeout=5m", *helm_args

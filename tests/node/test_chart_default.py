@@ -11,7 +11,9 @@ from datetime import timedelta
 
 import pytest
 from nodekit import (
+    CHART,
     REPO,
+    TRUST_SIMULATOR,
     Cluster,
     Release,
     condition,
@@ -41,9 +43,20 @@ INVENTORY_TABLES = (
 
 @pytest.fixture(scope="module")
 def release(cluster: Cluster) -> Iterator[Release]:
-    """The chart installed as the README says, with nothing but the database Secret."""
+    """The chart installed as the README says, with default values and the database Secret."""
     with installed(cluster, "op-default") as release:
         yield release
+
+
+@pytest.fixture(scope="module")
+def trusting(release: Release) -> Release:
+    """The same release told to trust the simulator's CA (docs/deploy.md, "Upstreams behind
+    a private CA"): in a cluster, upstreams are https."""
+    release.cluster.node.helm(
+        "upgrade", release.name, str(CHART), "-n", release.namespace, "--reuse-values",
+        *TRUST_SIMULATOR, "--wait", "--timeout=5m",
+    )  # fmt: skip
+    return release
 
 
 def test_the_deployment_is_available_and_serves_healthz_and_metrics(release: Release) -> None:
@@ -116,8 +129,9 @@ def _rows_written_since(cluster: Cluster, database: str, marker: int) -> int:
 
 
 def test_a_schedule_and_a_fabric_sync_into_postgresql_and_a_second_run_writes_nothing(
-    release: Release,
+    trusting: Release,
 ) -> None:
+    release = trusting
     cluster, ns = release.cluster, release.namespace
     pg, sim = cluster.postgres, cluster.simulator
     cluster.kubectl("apply", "--server-side", "-f", str(HEDGEHOG_CRDS))
@@ -165,7 +179,8 @@ def test_a_schedule_and_a_fabric_sync_into_postgresql_and_a_second_run_writes_no
     )
 
 
-def test_probes_never_failed_and_the_container_never_restarted(release: Release) -> None:
+def test_probes_never_failed_and_the_container_never_restarted(trusting: Release) -> None:
+    release = trusting
     """After the syncs above (a busy operator) and at least one liveness period."""
     pod = release.pod()
     started = parse_time(pod["status"]["startTime"])
@@ -177,7 +192,8 @@ def test_probes_never_failed_and_the_container_never_restarted(release: Release)
     assert unhealthy == [], [e["message"] for e in unhealthy]
 
 
-def test_rollout_restart_runs_nothing_twice_and_keeps_due_times(release: Release) -> None:
+def test_rollout_restart_runs_nothing_twice_and_keeps_due_times(trusting: Release) -> None:
+    release = trusting
     cluster, ns = release.cluster, release.namespace
     pg, sim = cluster.postgres, cluster.simulator
     cluster.apply(credentials_secret(sim, ns), schedule(sim, "tick", ns, interval="1m"))

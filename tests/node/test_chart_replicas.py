@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from nodekit import (
     CHART,
+    TRUST_SIMULATOR,
     Cluster,
     Release,
     credentials_secret,
@@ -45,7 +46,7 @@ def release(cluster: Cluster) -> Iterator[Release]:
         "--set",
         "metrics.serviceMonitor.enabled=false",
     ]
-    with installed(cluster, "op-ha", *values) as release:
+    with installed(cluster, "op-ha", *values, *TRUST_SIMULATOR) as release:
         yield release
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from nodekit import (
+    TRUST_SIMULATOR,
     Cluster,
     Release,
     condition,
@@ -32,7 +33,7 @@ WORDS = re.compile(r"interrupt|abandon|crash|killed|lost|took over|taken over|ex
 
 @pytest.fixture(scope="module")
 def release(cluster: Cluster) -> Iterator[Release]:
-    with installed(cluster, "op-kill") as release:
+    with installed(cluster, "op-kill", *TRUST_SIMULATOR) as release:
         yield release
     cluster.simulator.set_faults([])
 

@@ -24,6 +24,7 @@ import yaml
 from nodekit import (
     CHART,
     REPO,
+    TRUST_SIMULATOR,
     Cluster,
     Release,
     condition,
@@ -32,6 +33,7 @@ from nodekit import (
     parse_time,
     request_run,
     schedule,
+    trust_simulator_patch,
     wait_handled,
     wait_ready,
 )
@@ -87,7 +89,10 @@ def old_release(cluster: Cluster, previous: Path) -> Iterator[Release]:
     cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     namespace = cluster.namespace("op-upgrade")
     database = cluster.postgres.create_database()
-    cluster.apply(database_secret(cluster.postgres, namespace, database))
+    cluster.apply(
+        database_secret(cluster.postgres, namespace, database),
+        cluster.simulator.ca_configmap(namespace),
+    )
     release = Release(cluster, namespace, database)
     tag = image.name.rsplit(":", 1)[1]
     chart = previous / "helm" / "inventory-sync-operator"
@@ -95,6 +100,12 @@ def old_release(cluster: Cluster, previous: Path) -> Iterator[Release]:
         "install", release.name, str(chart), "-n", namespace, "--set", f"image.tag={tag}",
         "--wait", "--timeout=5m",
     )  # fmt: skip
+    # That chart has no extraVolumes: trust the simulator's CA with a patch, as its users would.
+    cluster.kubectl(
+        "patch", "deployment", release.name, "-n", namespace, "--type=strategic",
+        "-p", trust_simulator_patch(),
+    )  # fmt: skip
+    cluster.wait_rollout(namespace, release.name)
     try:
         yield release
     finally:
@@ -127,7 +138,7 @@ def test_upgrade_from_the_previous_chart_with_the_crds_applied_first(
     # as a user who pins tags does on every upgrade.
     cluster.node.helm(
         "upgrade", old_release.name, str(CHART), "-n", ns, "--set", f"image.tag={APP_VERSION}",
-        "--wait", "--timeout=5m",
+        *TRUST_SIMULATOR, "--wait", "--timeout=5m",
     )  # fmt: skip
     measured["upgrade: CRDs + helm upgrade --wait (s)"] = time.monotonic() - started
 
@@ -144,7 +155,7 @@ def test_upgrade_from_the_previous_chart_with_the_crds_applied_first(
     # What the old version made is still there and still counts: same due time, no extra run.
     body = cluster.get("syncschedule", "kept", "-n", ns)
     assert body["status"]["nextSyncTime"] == due
-    assert condition(body, "Ready")["status"] == "True"
+    assert condition(body, "Ready")["status"] == "True", body["status"]
     assert old_release.runs(uid) == runs_before
     stamp = request_run(cluster, "syncschedule", ns, "kept")
     body = wait_handled(cluster, "syncschedule", ns, "kept", stamp, within=120)

@@ -14,6 +14,7 @@ from nodekit import (
     database_secret,
     parse_time,
     schedule,
+    trust_simulator_patch,
     wait_ready,
 )
 
@@ -37,6 +38,18 @@ def test_kustomize_manifests_give_a_working_operator(cluster: Cluster) -> None:
         status = pods[0]["status"]["containerStatuses"][0]
         assert status["ready"] is True
         assert status["restartCount"] == 0
+        # An overlay's job, done as a patch: trust the simulator's CA (https upstreams).
+        cluster.apply(cluster.simulator.ca_configmap(NAMESPACE))
+        cluster.kubectl(
+            "patch", "deployment", NAME, "-n", NAMESPACE, "--type=strategic",
+            "-p", trust_simulator_patch(),
+        )  # fmt: skip
+        cluster.wait_rollout(NAMESPACE, NAME)
+        pods = [
+            p
+            for p in cluster.pods(NAMESPACE, f"app.kubernetes.io/name={NAME}")
+            if not p["metadata"].get("deletionTimestamp")
+        ]
 
         workload = cluster.namespace("kustomize-inventory")
         cluster.apply(

@@ -10,6 +10,8 @@ Images (names as the kubelet will look them up after `ctr images import`):
   the Dockerfile, exactly the image the chart and manifests/ name by default.
 * ``localhost/inventory-sync-postgres:<suite>``: minbase + postgresql, with a small
   entrypoint (``postgres/entrypoint.sh``) that makes a fresh cluster in its data dir.
+* ``localhost/inventory-sync-simulator:<version>``: the operator image plus the ``tls`` extra,
+  for ``inventory-sync simulate --tls`` in a pod (``simulator/Containerfile``).
 * ``registry.k8s.io/pause:<tag>``: the static pause binary of ``build.sh --node``.
 
 Podman runs with its own containers.conf/storage.conf (CONTAINERS_CONF and friends; /etc is
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,6 +80,15 @@ def cache_dir() -> Path:
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inventory-sync"
     )
     return Path(root) / "images"
+
+
+def tls_requirement() -> str:
+    """The `tls` extra of pyproject.toml (what `simulate --tls` needs), e.g. cryptography>=42."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    (requirement,) = extras["tls"]
+    return str(requirement)
 
 
 def package_version() -> str:
@@ -250,6 +262,29 @@ class Builder:
         self.timings[f"operator image {tag}"] = time.monotonic() - started
         return image
 
+    def simulator(self, operator: Image) -> Image:
+        """`operator` plus the `tls` extra, so `inventory-sync simulate --tls` runs in a pod."""
+        containerfile = HERE / "simulator" / "Containerfile"
+        requirement = tls_requirement()
+        name = f"localhost/inventory-sync-simulator:{package_version()}"
+        key = digest(RECIPE_VERSION, operator.archive.name, containerfile.read_text(), requirement)
+        archive = self.directory / f"simulator-{key}.tar"
+        hit = cached(archive)
+        if hit is not None:
+            return hit
+        started = time.monotonic()
+        self.podman("load", "-i", str(operator.archive), what=f"podman load {operator.name}")
+        argv = ["build", "--pull=never", "--network=host", "-f", str(containerfile)]
+        argv += ["--build-arg", f"OPERATOR_IMAGE={operator.name}"]
+        argv += ["--build-arg", f"TLS_REQUIREMENT={requirement}", "-t", name]
+        if HOST_CA_BUNDLE.is_file():
+            argv += ["-v", f"{HOST_CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro"]
+        self.say(f"podman build {name} (the operator image + {requirement})")
+        self.podman(*argv, str(containerfile.parent), what="podman build of the simulator")
+        image = self.podman.save(name, archive)
+        self.timings["simulator image"] = time.monotonic() - started
+        return image
+
     def postgres(self) -> Image:
         recipe = postgres_rootfs(self.suite, self.sources)
         name = f"localhost/inventory-sync-postgres:{self.suite}"
@@ -304,7 +339,12 @@ def build_all(node_bin_dir: Path | None, *, log: bool = True) -> dict[str, Image
         cgroups_before = libpod_cgroups()
         builder = Builder(directory, log=log)
         try:
-            images = {"operator": builder.operator(), "postgres": builder.postgres()}
+            operator = builder.operator()
+            images = {
+                "operator": operator,
+                "simulator": builder.simulator(operator),
+                "postgres": builder.postgres(),
+            }
             if node_bin_dir is not None:
                 images["pause"] = builder.pause(node_bin_dir)
         finally:
