@@ -33,6 +33,8 @@ REQUIRE = os.environ.get("INVENTORY_SYNC_REQUIRE_NODE", "") not in ("", "0")
 PREPARED = pytest.StashKey["Prepared"]()
 
 sys.path.insert(0, str(REPO / "tools" / "node"))
+sys.path.insert(0, str(REPO / "tools" / "controlplane"))  # tests/controlplane/hedgehog.py uses it
+sys.path.insert(0, str(REPO / "tests" / "controlplane"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import images  # noqa: E402 - tools/node is not a package
 import localnode  # noqa: E402

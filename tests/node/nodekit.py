@@ -26,6 +26,10 @@ CHART = REPO / "helm" / "inventory-sync-operator"
 GROUP_VERSION = "inventorysync.dev/v1alpha1"
 WORKSPACE = "3f1c2a4e-demo-workspace"
 SIMULATOR_PORT = 8089
+#: Full names: Hedgehog's CRDs put their kinds in a category named `fabric`, so a bare
+#: `kubectl get fabric` lists those instead of ours.
+SYNC_SCHEDULES = "syncschedules.inventorysync.dev"
+FABRICS = "fabrics.inventorysync.dev"
 T = TypeVar("T")
 
 
@@ -293,9 +297,16 @@ def request_run(cluster: Kube, kind: str, namespace: str, name: str) -> str:
 def wait_ready(
     cluster: Kube, kind: str, namespace: str, name: str, *, within: float
 ) -> dict[str, Any]:
-    return eventually(
-        lambda: ready(cluster, kind, namespace, name), within=within, what=f"{kind}/{name} Ready"
-    )
+    try:
+        return eventually(
+            lambda: ready(cluster, kind, namespace, name),
+            within=within,
+            what=f"{kind}/{name} Ready",
+        )
+    except AssertionError as error:  # say what the resource says
+        body = cluster.maybe_get(kind, name, "-n", namespace) or {}
+        status = json.dumps(body.get("status"), indent=1)[:4000]
+        raise AssertionError(f"{error}; its status: {status}") from None
 
 
 def wait_handled(

@@ -9,10 +9,12 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 
+import hedgehog  # tests/controlplane/hedgehog.py: the Hedgehog-shaped CRDs and objects
 import pytest
 from nodekit import (
     CHART,
-    REPO,
+    FABRICS,
+    SYNC_SCHEDULES,
     TRUST_SIMULATOR,
     Cluster,
     Release,
@@ -29,7 +31,6 @@ from nodekit import (
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]
 
-HEDGEHOG_CRDS = REPO / "tests" / "controlplane" / "hedgehog_crds"
 INVENTORY_TABLES = (
     "glp_subscriptions",
     "glp_devices",
@@ -101,22 +102,19 @@ print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups
     assert found["seccomp"] == "2"  # filter mode: RuntimeDefault
 
 
-def _hedgehog_objects(namespace: str) -> list[dict]:
-    groups = {
-        "Switch": "wiring.githedgehog.com",
-        "Server": "wiring.githedgehog.com",
-        "VPC": "vpc.githedgehog.com",
-    }
-    return [
-        {
-            "apiVersion": f"{group}/v1beta1",
-            "kind": kind,
-            "metadata": {"name": f"{kind.lower()}-{n}", "namespace": namespace},
-            "spec": {"description": f"{kind} {n}"},
-        }
-        for kind, group in groups.items()
-        for n in range(3)
-    ]
+def _install_hedgehog_crds(cluster: Cluster) -> None:
+    """The Hedgehog-shaped test CRDs (tests/controlplane/hedgehog_crds), strict schemas."""
+    crds = list(hedgehog.load_crds().values())
+    cluster.apply(*crds)
+    names = [f"crd/{c['metadata']['name']}" for c in crds]
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+    # Established can precede discovery, which the operator lists kinds through.
+    kinds = ",".join(f"{c['spec']['names']['plural']}.{c['spec']['group']}" for c in crds)
+    eventually(
+        lambda: cluster.node.kubectl("get", kinds, "-A", check=False).returncode == 0,
+        within=30,
+        what="the Hedgehog kinds in discovery",
+    )
 
 
 def _rows_written_since(cluster: Cluster, database: str, marker: int) -> int:
@@ -134,9 +132,8 @@ def test_a_schedule_and_a_fabric_sync_into_postgresql_and_a_second_run_writes_no
     release = trusting
     cluster, ns = release.cluster, release.namespace
     pg, sim = cluster.postgres, cluster.simulator
-    cluster.kubectl("apply", "--server-side", "-f", str(HEDGEHOG_CRDS))
-    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    cluster.apply(*_hedgehog_objects(ns))
+    _install_hedgehog_crds(cluster)
+    cluster.apply(*hedgehog.small_fabric(ns))
     fabric = {
         "apiVersion": "inventorysync.dev/v1alpha1",
         "kind": "Fabric",
@@ -144,14 +141,14 @@ def test_a_schedule_and_a_fabric_sync_into_postgresql_and_a_second_run_writes_no
         "spec": {"interval": "15m", "namespaces": [ns]},
     }
     cluster.apply(credentials_secret(sim, ns), schedule(sim, "demo", ns), fabric)
-    for kind, name in (("syncschedule", "demo"), ("fabric", "local-fabric")):
+    for kind, name in ((SYNC_SCHEDULES, "demo"), (FABRICS, "local-fabric")):
         wait_ready(cluster, kind, ns, name, within=180)
     counts = pg.query(
         "SELECT (SELECT count(*) FROM glp_subscriptions), (SELECT count(*) FROM glp_devices),"
         " (SELECT count(*) FROM central_devices), (SELECT count(*) FROM fabric_objects)",
         release.database,
     )[0]
-    assert [int(c) for c in counts] == [27, 11727, 8978, 9]
+    assert [int(c) for c in counts] == [27, 11727, 8978, sum(hedgehog.SMALL_FABRIC_COUNTS.values())]
     assert (
         pg.scalar("SELECT count(*) FROM sync_runs WHERE state = 'Succeeded'", release.database)
         == "2"
@@ -160,9 +157,9 @@ def test_a_schedule_and_a_fabric_sync_into_postgresql_and_a_second_run_writes_no
     marker = int(pg.scalar("SELECT pg_current_xact_id()::text::bigint", release.database))
     stamps = {
         kind: request_run(cluster, kind, ns, name)
-        for kind, name in (("syncschedule", "demo"), ("fabric", "local-fabric"))
+        for kind, name in ((SYNC_SCHEDULES, "demo"), (FABRICS, "local-fabric"))
     }
-    for kind, name in (("syncschedule", "demo"), ("fabric", "local-fabric")):
+    for kind, name in ((SYNC_SCHEDULES, "demo"), (FABRICS, "local-fabric")):
         body = wait_handled(cluster, kind, ns, name, stamps[kind], within=120)
         assert condition(body, "Ready")["status"] == "True"
         for source in body["status"]["sources"]:
@@ -197,7 +194,7 @@ def test_rollout_restart_runs_nothing_twice_and_keeps_due_times(trusting: Releas
     cluster, ns = release.cluster, release.namespace
     pg, sim = cluster.postgres, cluster.simulator
     cluster.apply(credentials_secret(sim, ns), schedule(sim, "tick", ns, interval="1m"))
-    body = wait_ready(cluster, "syncschedule", ns, "tick", within=120)
+    body = wait_ready(cluster, SYNC_SCHEDULES, ns, "tick", within=120)
     uid = body["metadata"]["uid"]
     due = parse_time(body["status"]["nextSyncTime"])
     before = pg.runs(release.database)

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from nodekit import (
     CHART,
+    SYNC_SCHEDULES,
     TRUST_SIMULATOR,
     Cluster,
     Release,
@@ -75,7 +76,7 @@ def test_each_due_time_runs_once_across_two_pods_and_the_other_pod_takes_over(
     cluster, ns = release.cluster, release.namespace
     pods = [p["metadata"]["name"] for p in release.live_pods()]
     assert len(pods) == 2, pods
-    others = cluster.get("syncschedules", "-A")["items"]
+    others = cluster.get(SYNC_SCHEDULES, "-A")["items"]
     assert others == [], "another SyncSchedule would share the simulator's request log"
     requests_before = subscription_requests(cluster)
     created = time.time()
@@ -83,7 +84,7 @@ def test_each_due_time_runs_once_across_two_pods_and_the_other_pod_takes_over(
         credentials_secret(cluster.simulator, ns),
         schedule(cluster.simulator, "ha", ns, interval="1m"),
     )
-    uid = wait_ready(cluster, "syncschedule", ns, "ha", within=120)["metadata"]["uid"]
+    uid = wait_ready(cluster, SYNC_SCHEDULES, ns, "ha", within=120)["metadata"]["uid"]
 
     def runs_done(count: int) -> list[dict[str, str]] | None:
         runs = [r for r in release.runs(uid) if r["finished_at"]]
@@ -95,7 +96,7 @@ def test_each_due_time_runs_once_across_two_pods_and_the_other_pod_takes_over(
     # Right after a run: the pod that ran it goes, well before the next due time.
     active = runner_of(cluster, ns, "ha", created)
     assert active in pods, (active, pods)
-    body = cluster.get("syncschedule", "ha", "-n", ns)
+    body = cluster.get(SYNC_SCHEDULES, "ha", "-n", ns)
     next_due = parse_time(body["status"]["nextSyncTime"])
     deleted_at = time.time()
     cluster.kubectl("delete", "pod", active, "-n", ns, "--wait=true", "--timeout=120s")

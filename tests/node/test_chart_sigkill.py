@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from nodekit import (
+    SYNC_SCHEDULES,
     TRUST_SIMULATOR,
     Cluster,
     Release,
@@ -56,7 +57,7 @@ def test_a_run_killed_by_sigkill_is_redone_promptly_and_the_store_stays_consiste
         return rows[0] if rows else None
 
     killed_run = eventually(running, within=120, what="the slow run to start")
-    uid = cluster.get("syncschedule", "slow", "-n", ns)["metadata"]["uid"]
+    uid = cluster.get(SYNC_SCHEDULES, "slow", "-n", ns)["metadata"]["uid"]
     time.sleep(10)  # well into the run: subscriptions and devices merged, Central paging
     pod = release.pod()
     container = pod["status"]["containerStatuses"][0]["containerID"]
@@ -86,7 +87,7 @@ def test_a_run_killed_by_sigkill_is_redone_promptly_and_the_store_stays_consiste
         )
     body = eventually(
         lambda: (
-            (b := cluster.get("syncschedule", "slow", "-n", ns))
+            (b := cluster.get(SYNC_SCHEDULES, "slow", "-n", ns))
             and parse_time(b["status"].get("lastSyncTime", "1970-01-01T00:00:00Z")).timestamp()
             > killed_at
             and b

@@ -24,6 +24,7 @@ import yaml
 from nodekit import (
     CHART,
     REPO,
+    SYNC_SCHEDULES,
     TRUST_SIMULATOR,
     Cluster,
     Release,
@@ -126,7 +127,7 @@ def test_upgrade_from_the_previous_chart_with_the_crds_applied_first(
     cluster.apply(
         credentials_secret(cluster.simulator, ns), schedule(cluster.simulator, "kept", ns)
     )
-    body = wait_ready(cluster, "syncschedule", ns, "kept", within=180)
+    body = wait_ready(cluster, SYNC_SCHEDULES, ns, "kept", within=180)
     due, uid = body["status"]["nextSyncTime"], body["metadata"]["uid"]
     runs_before = old_release.runs(uid)
 
@@ -153,11 +154,11 @@ def test_upgrade_from_the_previous_chart_with_the_crds_applied_first(
     assert pod["status"]["containerStatuses"][0]["ready"] is True
 
     # What the old version made is still there and still counts: same due time, no extra run.
-    body = cluster.get("syncschedule", "kept", "-n", ns)
+    body = cluster.get(SYNC_SCHEDULES, "kept", "-n", ns)
     assert body["status"]["nextSyncTime"] == due
     assert condition(body, "Ready")["status"] == "True", body["status"]
     assert old_release.runs(uid) == runs_before
-    stamp = request_run(cluster, "syncschedule", ns, "kept")
-    body = wait_handled(cluster, "syncschedule", ns, "kept", stamp, within=120)
+    stamp = request_run(cluster, SYNC_SCHEDULES, ns, "kept")
+    body = wait_handled(cluster, SYNC_SCHEDULES, ns, "kept", stamp, within=120)
     assert condition(body, "Ready")["status"] == "True", body["status"]
     assert parse_time(body["status"]["lastSyncTime"]) > parse_time(runs_before[-1]["started_at"])

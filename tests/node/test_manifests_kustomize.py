@@ -9,6 +9,7 @@ import time
 import pytest
 from nodekit import (
     REPO,
+    SYNC_SCHEDULES,
     Cluster,
     credentials_secret,
     database_secret,
@@ -57,7 +58,7 @@ def test_kustomize_manifests_give_a_working_operator(cluster: Cluster) -> None:
             schedule(cluster.simulator, "demo", workload),
         )
         started = time.time()
-        body = wait_ready(cluster, "syncschedule", workload, "demo", within=180)
+        body = wait_ready(cluster, SYNC_SCHEDULES, workload, "demo", within=180)
         assert "Synced 3/3 succeeded" in next(
             c["message"] for c in body["status"]["conditions"] if c["type"] == "Ready"
         )
