@@ -146,7 +146,7 @@ class PostgresPod:
     def runs(self, database: str, uid: str | None = None) -> list[dict[str, str]]:
         """sync_runs rows (oldest first), every column as text ('' for NULL)."""
         columns = ("id", "resource_name", "trigger", "state", "scheduled_at", "started_at",
-                   "finished_at", "error")  # fmt: skip
+                   "finished_at", "error", "holder")  # fmt: skip
         select = ", ".join(f"coalesce({c}::text, '')" for c in columns)
         where = f"WHERE resource_uid = '{uid}'" if uid else ""
         rows = self.query(f"SELECT {select} FROM sync_runs {where} ORDER BY id", database)

@@ -1,12 +1,16 @@
 """The operator container killed with SIGKILL in the middle of a slow run (default chart, one
 replica): the kubelet restarts it, the resource runs again promptly, PostgreSQL stays
-consistent, and status tells what happened. The time the resource was blocked is measured."""
+consistent, and status tells what happened. The time the resource was blocked is measured.
+
+The restarted process is a new lease holder (docs/operator.md, "Several replicas"): it leaves
+the dead process's lease alone until it expires, at most INVENTORY_SYNC_LEASE_SECONDS after the
+last renewal, then takes it over, marks the killed run `Abandoned` and posts `RunAbandoned`."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from nodekit import (
@@ -22,14 +26,16 @@ from nodekit import (
     schedule,
 )
 
+from inventory_sync.settings import Settings
+
 pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]
 
-#: Each Central page answers 2 s late: the seed's 90 pages make a run of about three minutes.
+#: Each Central page answers 2 s late: the seed's 90 pages (a cursor walk, one page at a time)
+#: make a run of about three minutes, so the kill lands well inside it.
 SLOW = [{"kind": "delay", "family": "central", "delay_seconds": 2.0, "count": None}]
-#: How long a resource may stay blocked after its operator died mid-run (issue 10's target is
-#: ~60 s; a container restart and the startup probe come on top).
-BLOCKED_AT_MOST = 150
-WORDS = re.compile(r"interrupt|abandon|crash|killed|lost|took over|taken over|expired|lease", re.I)
+#: The kubelet's restart of the container and the operator's start up to its first claim; it
+#: overlaps the wait for the lease, so it only counts when it takes longer than what is left.
+RESTART_ALLOWANCE = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +45,23 @@ def release(cluster: Cluster) -> Iterator[Release]:
     cluster.simulator.set_faults([])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 (defect 3): a claim whose holder died blocks the resource for STALE_CLAIM = 1 h",
-)
+def lease_seconds(deployment: dict[str, Any]) -> float:
+    """The lease the operator runs with: the Deployment's setting, else the default."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    for item in container.get("env", []):
+        if item["name"] == "INVENTORY_SYNC_LEASE_SECONDS":
+            return float(item["value"])
+    return float(Settings.model_fields["lease_seconds"].default)
+
+
 def test_a_run_killed_by_sigkill_is_redone_promptly_and_the_store_stays_consistent(
     release: Release, measured: dict[str, float]
 ) -> None:
     cluster, ns, pg = release.cluster, release.namespace, release.cluster.postgres
+    lease = lease_seconds(cluster.get("deployment", release.name, "-n", ns))
+    # The lease expires at most `lease` seconds after the kill (the last renewal came before
+    # it); the redo's claim follows at once, or once the restarted process is up.
+    blocked_at_most = lease + RESTART_ALLOWANCE
     cluster.simulator.set_faults(SLOW)
     cluster.apply(
         credentials_secret(cluster.simulator, ns), schedule(cluster.simulator, "slow", ns)
@@ -67,9 +82,10 @@ def test_a_run_killed_by_sigkill_is_redone_promptly_and_the_store_stays_consiste
 
     def restarted() -> bool:
         status = release.pod()["status"]["containerStatuses"][0]
-        return status["restartCount"] == 1 and status["ready"]
+        return status["restartCount"] == 1 and "running" in status["state"]
 
-    eventually(restarted, within=120, what="the kubelet to restart the operator")
+    eventually(restarted, within=120, what="the kubelet to restart the operator", every=0.5)
+    measured["SIGKILL: kill to the container running again (s)"] = time.time() - killed_at
 
     def redo() -> dict[str, str] | None:
         for run in release.runs(uid):
@@ -79,12 +95,16 @@ def test_a_run_killed_by_sigkill_is_redone_promptly_and_the_store_stays_consiste
         return None
 
     try:
-        run = eventually(redo, within=BLOCKED_AT_MOST, what="the resource to run again")
+        run = eventually(redo, within=blocked_at_most + 30, what="the resource to run again")
     finally:
-        blocked = (redo() or {}).get("started_at")
-        measured["SIGKILL: kill to the next run's start (s)"] = (
-            parse_time(blocked).timestamp() - killed_at if blocked else float("nan")
-        )
+        redone = (redo() or {}).get("started_at")
+        blocked = parse_time(redone).timestamp() - killed_at if redone else float("nan")
+        measured["SIGKILL: kill to the next run's start (s)"] = blocked
+        measured["SIGKILL: lease the bound derives from (s)"] = lease
+    assert blocked <= blocked_at_most, (
+        f"blocked {blocked:.0f}s after the kill; the lease ({lease:.0f}s) plus a restart"
+        f" allows {blocked_at_most:.0f}s"
+    )
     body = eventually(
         lambda: (
             (b := cluster.get(SYNC_SCHEDULES, "slow", "-n", ns))
@@ -97,10 +117,19 @@ def test_a_run_killed_by_sigkill_is_redone_promptly_and_the_store_stays_consiste
     )
     assert condition(body, "Ready")["status"] == "True", body["status"]
     assert (condition(body, "Reconciling") or {}).get("status") != "True"
-    # The store: the dead run is not left "Running", nothing is half-merged.
-    states = {r["id"]: r["state"] for r in release.runs(uid)}
-    assert states[killed_run["id"]] != "Running", states
-    assert run["state"] == "Succeeded" or states[run["id"]] == "Succeeded", states
+    # The store: the killed run is Abandoned (not left Running), the redo answered the same
+    # request and succeeded, nothing is half-merged.
+    rows = {r["id"]: r for r in release.runs(uid)}
+    killed = rows[killed_run["id"]]
+    assert killed["state"] == "Abandoned", killed
+    assert "its lease expired" in killed["error"], killed
+    # The restarted container is the same pod but a new holder (its name plus a fresh token).
+    pod_name = release.pod()["metadata"]["name"]
+    redo_holder = rows[run["id"]]["holder"]
+    assert killed["holder"].split("/")[0] == redo_holder.split("/")[0] == pod_name, rows
+    assert killed["holder"] != redo_holder, rows
+    assert rows[run["id"]]["state"] == "Succeeded", rows
+    assert rows[run["id"]]["trigger"] == killed["trigger"], rows
     counts = pg.query(
         "SELECT (SELECT count(*) FROM glp_subscriptions WHERE deleted_at IS NULL),"
         " (SELECT count(*) FROM glp_devices WHERE deleted_at IS NULL),"
@@ -108,11 +137,10 @@ def test_a_run_killed_by_sigkill_is_redone_promptly_and_the_store_stays_consiste
         release.database,
     )[0]
     assert [int(c) for c in counts] == [27, 11727, 8978]
-    # Status tells what happened to the killed run (history, or an Event on the resource).
-    told = [h.get("message", "") for h in body["status"].get("history", [])]
-    told += [
+    # The resource tells what happened to the killed run: a RunAbandoned Event naming it.
+    told = [
         e.get("message", "")
-        for e in cluster.events(ns)
+        for e in cluster.events(ns, reason="RunAbandoned")
         if e["involvedObject"].get("name") == "slow"
     ]
-    assert any(WORDS.search(text) for text in told), told
+    assert any(f"run {killed_run['id']} " in text for text in told), told
