@@ -144,13 +144,15 @@ class PostgresPod:
         return name
 
     def runs(self, database: str, uid: str | None = None) -> list[dict[str, str]]:
-        """sync_runs rows (oldest first), every column as text ('' for NULL)."""
+        """sync_runs rows (oldest first), every column as text ('' for NULL). `holder` (which
+        replica ran it) is '' on a schema from before run leases (the upgrade test's)."""
         columns = ("id", "resource_name", "trigger", "state", "scheduled_at", "started_at",
-                   "finished_at", "error", "holder")  # fmt: skip
-        select = ", ".join(f"coalesce({c}::text, '')" for c in columns)
+                   "finished_at", "error")  # fmt: skip
+        select = ", ".join(f"coalesce(r.{c}::text, '')" for c in columns)
+        select += ", coalesce(to_jsonb(r)->>'holder', '')"
         where = f"WHERE resource_uid = '{uid}'" if uid else ""
-        rows = self.query(f"SELECT {select} FROM sync_runs {where} ORDER BY id", database)
-        return [dict(zip(columns, row, strict=True)) for row in rows]
+        rows = self.query(f"SELECT {select} FROM sync_runs r {where} ORDER BY id", database)
+        return [dict(zip((*columns, "holder"), row, strict=True)) for row in rows]
 
 
 @dataclass
