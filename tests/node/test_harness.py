@@ -1,16 +1,19 @@
-"""The harness's own guards, on real namespaces: it refuses a namespace with a route out, and
-its teardown check catches a process left in the node's namespace."""
+"""The harness's own guards, on real namespaces: it refuses a namespace with a route out, its
+teardown check catches a process left in the node's namespace, and the reaper removes the shim
+sockets a killed node left while sparing live ones."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import localnode
+import nodehost
 import pytest
 
 pytestmark = pytest.mark.node
@@ -54,3 +57,25 @@ def test_teardown_reports_a_process_left_in_the_node_namespace(
         os.kill(stray.pid, signal.SIGKILL)
         stray.wait()
     assert bare.leftovers() == []
+
+
+def test_the_reaper_removes_dead_shim_sockets_and_spares_live_ones(tmp_path: Path) -> None:
+    sockets = tmp_path / "containerd" / "s"
+    sockets.mkdir(parents=True)
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(sockets / "dead"))
+    dead.close()  # its file stays: what a SIGKILLed shim leaves
+    live = socket.socket(socket.AF_UNIX)
+    live.bind(str(sockets / "live"))
+    live.listen()
+    (sockets / "not-a-socket").write_text("")
+    try:
+        assert nodehost.reap_shim_sockets(sockets, keep_dirs=False) == [str(sockets / "dead")]
+        assert sorted(p.name for p in sockets.iterdir()) == ["live", "not-a-socket"]
+    finally:
+        live.close()
+    (sockets / "not-a-socket").unlink()
+    assert nodehost.reap_shim_sockets(sockets, keep_dirs=True) == [str(sockets / "live")]
+    assert sockets.is_dir()  # kept while a containerd might own it
+    nodehost.reap_shim_sockets(sockets, keep_dirs=False)
+    assert not (tmp_path / "containerd").exists()

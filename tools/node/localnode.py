@@ -31,6 +31,7 @@ from pathlib import Path
 import nodeconfig as cfg
 from nodehost import (
     CGROUP_PREFIX,
+    SHIM_SOCKETS,
     CgroupTree,
     NodeError,
     NodeLeftovers,
@@ -47,8 +48,6 @@ from nodehost import (
 from nodepki import NodePKI, write_kubeconfig, write_pki
 
 __all__ = ["LocalNode", "NodeError", "NodeLeftovers", "NodeRefused", "preflight", "which"]
-
-SHIM_SOCKETS = Path("/run/containerd/s")
 
 
 @dataclass
@@ -73,7 +72,7 @@ class LocalNode:
         self._mntns: int | None = None
         self._host_before: dict[str, str] = {}
         self._shims_before: set[str] = set()
-        self._run_dir_existed = SHIM_SOCKETS.parent.exists()
+        self._run_dir_existed = SHIM_SOCKETS.parent.exists()  # again in start(), after reaping
         self.pki: NodePKI | None = None
 
     # ------------------------------------------------------------------ public
@@ -81,6 +80,7 @@ class LocalNode:
     def start(self) -> LocalNode:
         """Bring the node up (Ready, images imported); on any failure tear down and raise."""
         reap_stale()
+        self._run_dir_existed = SHIM_SOCKETS.parent.exists()
         self._host_before = host_network_snapshot()
         self._shims_before = set(os.listdir(SHIM_SOCKETS)) if SHIM_SOCKETS.is_dir() else set()
         try:

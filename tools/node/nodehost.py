@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ CGROUP_FS = Path("/sys/fs/cgroup")
 #: never tore it down) from a live one of another session.
 CGROUP_PREFIX = "inventory-sync-node-"
 TOOLS = ("unshare", "nsenter", "ip", "iptables", "containerd", "containerd-shim-runc-v2", "ctr")
+#: containerd 1.6 puts its shims' sockets here whatever its state dir; a shim killed with its
+#: node leaves its socket behind, and the first node on a machine leaves the directories.
+SHIM_SOCKETS = Path("/run/containerd/s")
 CORE_BINARIES = ("etcd", "kube-apiserver", "kubectl", "helm")
 NODE_BINARIES = ("kubelet", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause")
 
@@ -243,4 +247,48 @@ def reap_stale() -> list[str]:
             tree.kill()
             tree.remove()
             reaped.append(top.name)
+    reap_shim_sockets()
     return reaped
+
+
+def reap_shim_sockets(
+    directory: Path = SHIM_SOCKETS, *, keep_dirs: bool | None = None
+) -> list[str]:
+    """Remove the shim sockets in `directory` that nobody listens on any more (a live node's
+    answer, so they stay), then `directory` and its parent once empty — unless `keep_dirs`,
+    which by default is whether a containerd runs on this host (they may be its)."""
+    removed = []
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            if entry.is_socket() and not _listening(entry):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(str(entry))
+    if keep_dirs is None:
+        keep_dirs = _process_named("containerd")
+    if not keep_dirs:
+        for empty in (directory, directory.parent):
+            with contextlib.suppress(OSError):
+                empty.rmdir()
+    return removed
+
+
+def _listening(path: Path) -> bool:
+    """Whether a process accepts connections on the Unix socket `path` (local IPC only)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:
+            return True  # cannot tell (permissions, a busy backlog): leave it
+    return True
+
+
+def _process_named(name: str) -> bool:
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() == name:
+                return True
+    return False
