@@ -106,7 +106,9 @@ def test_the_readme_walkthrough_runs_as_written(
         assert "address already in use" not in err.lower(), err
         table = out[out.index("NAME") :]
         assert re.search(r"^\S*syncschedule\S*/demo\s+True\s+Synced 3/3 succeeded", table, re.M)
-        assert re.search(r"^\S*fabric\S*/local-fabric\s+True\s+Synced", table, re.M), table
+        # No Hedgehog CRDs on the dev cluster: the Fabric ran, and says so (README shows it).
+        fabric = r"^\S*fabric\S*/local-fabric\s+False\s+no kind synced: \w+: not installed"
+        assert re.search(fabric + r".*0/12 succeeded, 12 skipped$", table, re.M), table
     finally:
         stop = re.search(r"Stop it with:\n\s+(.+)\n", out)
         if stop:
