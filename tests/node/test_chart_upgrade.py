@@ -1,7 +1,8 @@
 """`helm upgrade` from the previous chart version on a real node, the CRDs first, exactly as
 README "Deploy" and docs/deploy.md say: the resources made under the old CRDs keep their
-status and due times, the cluster's CRDs become the repository's, and the upgraded operator
-(the new image) serves them.
+due times and runs, the cluster's CRDs become the repository's, and the upgraded operator
+(the new image) serves them. Between the CRDs and the new pod, 0.1.0 stalls its resources
+(it refuses the new CRDs' defaults); the new operator clears that, and a run makes them Ready.
 
 The previous version is the chart and image of git commit images.UPGRADE_FROM (override
 with INVENTORY_SYNC_UPGRADE_FROM): 0.1.0 as first packaged, whose Fabric CRD still accepted
@@ -17,6 +18,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import images
 import pytest
@@ -31,6 +33,7 @@ from nodekit import (
     condition,
     credentials_secret,
     database_secret,
+    eventually,
     parse_time,
     request_run,
     schedule,
@@ -64,6 +67,11 @@ def previous(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with tarfile.open(fileobj=io.BytesIO(tree)) as archive:
         archive.extractall(root, filter="data")
     return root
+
+
+def stalled(body: dict[str, Any]) -> dict[str, Any] | None:
+    found = condition(body, "Stalled")
+    return body if found and found["status"] == "True" else None
 
 
 def crd_schemas(documents: list[dict]) -> dict[str, str]:
@@ -135,6 +143,16 @@ def test_upgrade_from_the_previous_chart_with_the_crds_applied_first(
     started = time.monotonic()
     cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
     cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # 0.1.0 refuses spec fields it does not know, and the API server now serves the new CRDs'
+    # defaults (arubaCentral.apiVersion): until it is replaced it stalls the resource. Waited
+    # for, so that the upgrade takes the same path on every run (docs/deploy.md says so).
+    body = eventually(
+        lambda: stalled(cluster.get(SYNC_SCHEDULES, "kept", "-n", ns)),
+        within=120,
+        what=f"{PREVIOUS_REF} to refuse the new CRDs' defaults",
+    )
+    assert condition(body, "Stalled")["reason"] == "InvalidSpec", body["status"]
+    assert "apiVersion: unknown field" in condition(body, "Stalled")["message"], body["status"]
     # helm keeps values set at install: the old image's test tag is replaced by the new one,
     # as a user who pins tags does on every upgrade.
     cluster.node.helm(
@@ -153,10 +171,17 @@ def test_upgrade_from_the_previous_chart_with_the_crds_applied_first(
     assert pod["spec"]["containers"][0]["image"] == image
     assert pod["status"]["containerStatuses"][0]["ready"] is True
 
+    # The new operator reads the spec and clears the stall between runs; Ready stays False
+    # (Waiting) until the next run, as after any fixed stall (docs/operator.md, "Reasons").
+    body = eventually(
+        lambda: (b := cluster.get(SYNC_SCHEDULES, "kept", "-n", ns)) and not stalled(b) and b,
+        within=60,
+        what="the new operator to clear the stall",
+    )
+    assert condition(body, "Stalled") is None, body["status"]
+    assert condition(body, "Ready")["reason"] == "Waiting", body["status"]
     # What the old version made is still there and still counts: same due time, no extra run.
-    body = cluster.get(SYNC_SCHEDULES, "kept", "-n", ns)
     assert body["status"]["nextSyncTime"] == due
-    assert condition(body, "Ready")["status"] == "True", body["status"]
     assert old_release.runs(uid) == runs_before
     stamp = request_run(cluster, SYNC_SCHEDULES, ns, "kept")
     body = wait_handled(cluster, SYNC_SCHEDULES, ns, "kept", stamp, within=120)
