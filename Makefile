@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test check lint typecheck format verify helm-check controlplane dev-cluster dev-cluster-stop e2e-kind bench clean venv
+.PHONY: demo test check lint typecheck format verify helm-check controlplane dev-cluster dev-cluster-stop dev-cluster-env e2e e2e-kind bench clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/inventory-sync demo
 
-## test: the whole suite (unit, integration, control plane); builds the control plane first (cached)
+## test: the suite (unit, integration, control plane); builds the control plane first (cached)
 test: $(STAMP) controlplane
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not node"
+
+## e2e: the image and the Helm chart on a real single-node Kubernetes (root; see docs/e2e-node.md)
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m node tests/node
 
 ## controlplane: build or reuse kube-apiserver, etcd, kubectl, helm from Go modules
 ## (about 8 minutes cold on 2 cores, 0.3 s cached in ~/.cache/inventory-sync/controlplane)
@@ -38,8 +42,13 @@ e2e-kind: $(STAMP)
 	INVENTORY_SYNC_TEST_KUBECONFIG=$(abspath .kind-kubeconfig) $(BIN)/python -m pytest -m controlplane; \
 	  status=$$?; kind delete cluster --name $(KIND_CLUSTER); rm -f .kind-kubeconfig; exit $$status
 
+## dev-cluster-stop: stop it (honours DEV_CLUSTER_STATE_DIR, like dev-cluster)
 dev-cluster-stop:
 	PYTHON=$(abspath $(BIN)/python) tools/controlplane/dev-cluster.sh stop
+
+## dev-cluster-env: print the KUBECONFIG/PATH exports for it: eval "$$(make -s dev-cluster-env)"
+dev-cluster-env:
+	@PYTHON=$(abspath $(BIN)/python) tools/controlplane/dev-cluster.sh env
 
 ## check: lint, types, import layers, then the tests
 check: lint typecheck test
@@ -53,6 +62,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	MYPYPATH=tools/controlplane $(BIN)/mypy --strict tools/controlplane/localcluster.py
+	MYPYPATH=tools/node $(BIN)/mypy --strict tools/node/*.py
 	$(BIN)/mypy --strict tools/generate_manifests.py
 
 format: $(STAMP)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from inventory_sync.settings import Settings
-from inventory_sync.store.embedded import HOW_TO_USE_A_REAL_SERVER, start_embedded
+from inventory_sync.store.embedded import (
+    HOW_TO_USE_A_REAL_SERVER,
+    require_embedded,
+    start_embedded,
+)
 
 
 def choose_database_url(
@@ -15,6 +19,7 @@ def choose_database_url(
     url = explicit or settings.database_url
     if url:
         return url
+    require_embedded()  # before the announcement: say what to install, not what we will use
     announce(
         f"No database URL configured: using an embedded PostgreSQL ({HOW_TO_USE_A_REAL_SERVER})."
     )

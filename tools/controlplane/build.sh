@@ -7,6 +7,11 @@
 # Usage: build.sh              build if needed; last stdout line is the bin dir
 #        build.sh --print-bin-dir   print the bin dir only (no build, no checks)
 #        build.sh --check      exit 0 iff the cached binaries are complete and current
+#        build.sh --node [--print-bin-dir | --check]
+#                              the same for the node set (kubelet, kube-controller-manager,
+#                              kube-scheduler, kube-proxy from the kube/ module, and the
+#                              pause binary from the same k8s.io/kubernetes module, static, by
+#                              gcc) in a bin dir of its own; the core set is built first.
 #
 # Env: INVENTORY_SYNC_CACHE_DIR (default ${XDG_CACHE_HOME:-~/.cache}/inventory-sync),
 #      CONTROLPLANE_GO_PARALLEL (go build -p, default: number of CPUs).
@@ -17,12 +22,16 @@ set -euo pipefail
 
 BIN_DIR="$(bin_dir)"
 BINARIES=(kube-apiserver kubectl etcd helm)
+NODE_BIN_DIR="$(node_bin_dir)"
 
 # binary_version NAME -> the version string the cached binary reports.
 binary_version() {
     local exe="${BIN_DIR}/$1"
     case "$1" in
     kube-apiserver) "${exe}" --version 2>/dev/null | sed -n 's/^Kubernetes //p' ;;
+    kubelet | kube-controller-manager | kube-scheduler | kube-proxy)
+        "${NODE_BIN_DIR}/$1" --version 2>/dev/null | sed -n 's/^Kubernetes //p'
+        ;;
     kubectl) "${exe}" version --client 2>/dev/null | sed -n 's/^Client Version: //p' ;;
     etcd) "${exe}" --version 2>/dev/null | sed -n 's/^etcd Version: /v/p' ;;
     helm) "${exe}" version --template '{{.Version}}' 2>/dev/null ;;
@@ -31,7 +40,9 @@ binary_version() {
 
 expected_version() {
     case "$1" in
-    kube-apiserver | kubectl) echo "${K8S_VERSION}" ;;
+    kube-apiserver | kubectl | kubelet | kube-controller-manager | kube-scheduler | kube-proxy)
+        echo "${K8S_VERSION}"
+        ;;
     etcd) echo "${ETCD_VERSION}" ;;
     helm) echo "${HELM_VERSION}" ;;
     esac
@@ -56,7 +67,7 @@ cache_is_current() {
 download_modules() {
     local m errlog
     errlog="$(mktemp)"
-    for m in kube etcd helm; do
+    for m in "$@"; do
         if ! (cd "${CP_DIR}/${m}" && "${GO}" mod download) >"${errlog}" 2>&1; then
             tail -n 1 "${errlog}" >&2
             rm -f "${errlog}"
@@ -79,14 +90,15 @@ module_time() {
     (cd "${CP_DIR}/$1" && "${GO}" list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' "$2")
 }
 
-build_kube() {
-    local out="$1" ldflags="-s -w" pkg key
+# k8s_ldflags DIR -> version ldflags for binaries of the k8s.io/kubernetes module in DIR/.
+k8s_ldflags() {
+    local ldflags="-s -w" pkg key
     local -A vars=(
         [gitVersion]="${K8S_VERSION}"
         [gitMajor]="1"
         [gitMinor]="$(k8s_minor)"
         [gitTreeState]="clean"
-        [buildDate]="$(module_time kube k8s.io/kubernetes)"
+        [buildDate]="$(module_time "$1" k8s.io/kubernetes)"
     )
     # Same fields on both packages: component-base feeds /version of the
     # server, client-go/pkg/version feeds `kubectl version --client`.
@@ -95,8 +107,12 @@ build_kube() {
             ldflags+=" -X ${pkg}.${key}=${vars[${key}]}"
         done
     done
+    echo "${ldflags}"
+}
+
+build_kube() {
     # Release tags of hack/lib/golang.sh (grpcnotrace drops x/net/trace).
-    go_build kube "${out}/" "${ldflags}" selinux,notest,grpcnotrace \
+    go_build kube "$1/" "$(k8s_ldflags kube)" selinux,notest,grpcnotrace \
         k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
 }
 
@@ -146,14 +162,89 @@ build_all() {
     done
 }
 
+# -- the node set (build.sh --node)
+
+node_inputs_stamp() {
+    cat "${CP_DIR}/versions.env" "${CP_DIR}"/node/go.{mod,sum} | sha256sum | cut -d' ' -f1
+}
+
+node_cache_is_current() {
+    local b
+    [[ -f "${NODE_BIN_DIR}/.stamp" && "$(cat "${NODE_BIN_DIR}/.stamp")" == "$(node_inputs_stamp)" ]] || return 1
+    [[ -x "${NODE_BIN_DIR}/pause" && -f "${NODE_BIN_DIR}/pause.tag" ]] || return 1
+    for b in "${NODE_BINARIES[@]}"; do
+        [[ -x "${NODE_BIN_DIR}/${b}" && "$(binary_version "${b}")" == "${K8S_VERSION}" ]] || return 1
+    done
+}
+
+# build_pause OUT_DIR: the sandbox ("pause") binary from the module's build/pause/linux/pause.c,
+# compiled as upstream's build/pause/Makefile does (static, -Os), and its image tag in pause.tag.
+build_pause() {
+    local out="$1" src tag
+    command -v gcc >/dev/null || die "gcc not found (apt-get install gcc libc6-dev): needed for the pause binary"
+    src="$(cd "${CP_DIR}/node" && "${GO}" list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause"
+    [[ -f "${src}/linux/pause.c" ]] || die "${src}/linux/pause.c missing from the k8s.io/kubernetes module"
+    tag="$(sed -n 's/^TAG ?= *//p' "${src}/Makefile")"
+    [[ -n "${tag}" ]] || die "no TAG in ${src}/Makefile"
+    gcc -Os -Wall -Werror -static "-DVERSION=v${tag}-${K8S_VERSION}" -o "${out}/pause" "${src}/linux/pause.c"
+    echo "${tag}" >"${out}/pause.tag"
+}
+
+build_node() {
+    local staging cmd pkgs=()
+    staging="$(mktemp -d "$(dirname "${NODE_BIN_DIR}")/.bin-XXXXXX")"
+    chmod 755 "${staging}"
+    trap 'rm -rf "${staging}"' EXIT
+    log "building ${NODE_BINARIES[*]} ${K8S_VERSION} and pause into ${NODE_BIN_DIR}"
+    for cmd in "${NODE_BINARIES[@]}"; do
+        pkgs+=("k8s.io/kubernetes/cmd/${cmd}")
+    done
+    go_build node "${staging}/" "$(k8s_ldflags node)" selinux,notest,grpcnotrace "${pkgs[@]}"
+    log "node binaries done (${SECONDS}s)"
+    build_pause "${staging}"
+    node_inputs_stamp >"${staging}/.stamp"
+    rm -rf "${NODE_BIN_DIR}"
+    mv "${staging}" "${NODE_BIN_DIR}"
+    trap - EXIT
+    node_cache_is_current || die "the node binaries just built do not report ${K8S_VERSION}"
+}
+
+ensure_core() {
+    if cache_is_current; then
+        log "cached binaries are current"
+    else
+        find_go
+        download_modules kube etcd helm
+        build_all
+        log "build finished in ${SECONDS}s"
+    fi
+}
+
+ensure_node() {
+    if node_cache_is_current; then
+        log "cached node binaries are current"
+    else
+        find_go
+        download_modules node
+        build_node
+        log "node build finished in ${SECONDS}s"
+    fi
+}
+
 main() {
+    local node=""
+    if [[ "${1:-}" == "--node" ]]; then
+        node=1
+        shift
+    fi
     case "${1:-}" in
     --print-bin-dir)
-        echo "${BIN_DIR}"
+        if [[ -n "${node}" ]]; then echo "${NODE_BIN_DIR}"; else echo "${BIN_DIR}"; fi
         return
         ;;
     --check)
-        cache_is_current
+        cache_is_current || return 1
+        [[ -z "${node}" ]] || node_cache_is_current
         return
         ;;
     "") ;;
@@ -163,15 +254,14 @@ main() {
     # Serialise concurrent callers (pytest + dev-cluster.sh) on one lock file.
     exec 9>"$(dirname "${BIN_DIR}")/.build.lock"
     command -v flock >/dev/null && flock 9
-    if cache_is_current; then
-        log "cached binaries are current"
+    ensure_core
+    if [[ -n "${node}" ]]; then
+        mkdir -p "$(dirname "${NODE_BIN_DIR}")"
+        ensure_node
+        echo "${NODE_BIN_DIR}"
     else
-        find_go
-        download_modules
-        build_all
-        log "build finished in ${SECONDS}s"
+        echo "${BIN_DIR}"
     fi
-    echo "${BIN_DIR}"
 }
 
 main "$@"

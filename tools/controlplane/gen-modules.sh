@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Regenerate the consumer modules kube/, etcd/ and helm/ (go.mod + go.sum) from
+# Regenerate the consumer modules kube/, node/, etcd/ and helm/ (go.mod + go.sum) from
 # versions.env. Needs the Go module proxy. Run after bumping a version.
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod requires every staging
 # module at the non-existent v0.0.0 and replaces it with ./staging/... . The
-# kube/ module therefore replaces each of them with the published v0.<minor>.<patch>,
+# kube/ and node/ modules therefore replace each of them with the published v0.<minor>.<patch>,
 # and that list is read from the tag's own go.mod so a new staging module
 # cannot be missed.
 set -euo pipefail
@@ -39,17 +39,26 @@ init_module() {
     printf '%s\n\nmodule %s\n\ngo %s\n' "${HEADER}" "${name}" "${gover}" >"${dir}/go.mod"
 }
 
-gen_kube() {
-    local dir="${CP_DIR}/kube" upstream staging godebug mods=0
+# gen_k8s DIR NAME CMD...: a consumer module of k8s.io/kubernetes@K8S_VERSION whose tools are
+# k8s.io/kubernetes/cmd/CMD. kube/ holds the control-plane set, node/ the node set: two
+# modules, so adding a node binary never changes (and so never invalidates) the cached
+# kube-apiserver build, while both resolve the same pinned graph.
+gen_k8s() {
+    local dir="${CP_DIR}/$1" name="$2" upstream staging godebug mods=0 cmd tools=()
+    shift 2
+    mkdir -p "${dir}"
     upstream="$(upstream_gomod "k8s.io/kubernetes@${K8S_VERSION}")"
     staging="$(staging_version)"
-    init_module "${dir}" "inventory-sync-operator/tools/controlplane/kube" "$(go_directive "${upstream}")"
+    init_module "${dir}" "${name}" "$(go_directive "${upstream}")"
     # In a consumer module upstream's godebug line is ignored; copy it so the
     # binaries get the same GODEBUG defaults as an upstream release build.
     godebug="$(sed -n 's/^godebug \(.*\)$/\1/p' "${upstream}")"
     if [[ -n "${godebug}" ]]; then
         (cd "${dir}" && "${GO}" mod edit "-godebug=${godebug}")
     fi
+    for cmd in "$@"; do
+        tools+=("-tool=k8s.io/kubernetes/cmd/${cmd}")
+    done
     (
         cd "${dir}"
         "${GO}" mod edit "-require=k8s.io/kubernetes@${K8S_VERSION}"
@@ -59,8 +68,8 @@ gen_kube() {
             mods=$((mods + 1))
         done
         [[ ${mods} -gt 20 ]] || die "found only ${mods} staging modules in ${upstream}; format changed?"
-        log "kube: ${mods} staging modules replaced with ${staging}"
-        "${GO}" mod edit -tool=k8s.io/kubernetes/cmd/kube-apiserver -tool=k8s.io/kubernetes/cmd/kubectl
+        log "$(basename "${dir}"): ${mods} staging modules replaced with ${staging}"
+        "${GO}" mod edit "${tools[@]}"
         "${GO}" mod tidy
     )
 }
@@ -80,9 +89,10 @@ gen_simple() {
     )
 }
 
-gen_kube
+gen_k8s kube inventory-sync-operator/tools/controlplane/kube kube-apiserver kubectl
+gen_k8s node inventory-sync-operator/tools/controlplane/node "${NODE_BINARIES[@]}"
 gen_simple etcd inventory-sync-operator/tools/controlplane/etcd \
     go.etcd.io/etcd/server/v3 "${ETCD_VERSION}" go.etcd.io/etcd/server/v3
 gen_simple helm inventory-sync-operator/tools/controlplane/helm \
     helm.sh/helm/v3 "${HELM_VERSION}" helm.sh/helm/v3/cmd/helm
-log "modules regenerated; commit tools/controlplane/{kube,etcd,helm}/go.{mod,sum}"
+log "modules regenerated; commit tools/controlplane/{kube,node,etcd,helm}/go.{mod,sum}"

@@ -5,6 +5,11 @@ CP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 . "${CP_DIR}/versions.env"
 
+# Built by `build.sh --node` from the kube/ module (k8s.io/kubernetes/cmd/<name>), next to the
+# pause binary: what a real single-node cluster needs besides kube-apiserver and etcd.
+# shellcheck disable=SC2034 # used by the sourcing scripts
+NODE_BINARIES=(kubelet kube-controller-manager kube-scheduler kube-proxy)
+
 die() {
     echo "controlplane: error: $*" >&2
     exit 1
@@ -45,4 +50,9 @@ cache_root() {
 
 bin_dir() {
     echo "$(cache_root)/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}/bin"
+}
+
+# The node set depends only on the Kubernetes version (and the kube/ module graph).
+node_bin_dir() {
+    echo "$(cache_root)/node-k8s-${K8S_VERSION}/bin"
 }

@@ -16,7 +16,8 @@ cluster's CA (``issue_client_certificate``). There are two token identities:
 Certificates are made with the ``cryptography`` package.
 
 Use it as a library (``LocalCluster``), or from the CLI:
-``python localcluster.py start|stop|status --state-dir DIR``.
+``python localcluster.py start|stop|status|env --state-dir DIR`` (``env`` prints the
+``export KUBECONFIG=... PATH=...`` line for ``eval``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -748,15 +750,15 @@ def usage_text(info: ClusterInfo, stop_cmd: str) -> str:
     return f"""\
 Local control plane running at {info.server} (state: {info.state_dir})
 
-  export KUBECONFIG={info.admin_kubeconfig} PATH={Path(info.kubectl).parent}:$PATH
+  {env_text(info).strip()}
   kubectl get ns                       # as admin (system:masters)
   kubectl --context operator auth can-i list secrets -n {ns}   # as the operator identity
 
 Try the operator end to end (from the repository root, after `make demo` or `make venv`):
   kubectl create namespace {ns}
-  kubectl apply -f crds/ -f manifests/rbac.yaml     # the CRDs and the operator's RBAC
-  .venv/bin/inventory-sync simulate --port 8089 &   # simulated GreenLake and Central
-  KUBECONFIG={info.operator_kubeconfig} .venv/bin/inventory-sync run &
+  kubectl apply -f manifests/rbac.yaml       # the operator's RBAC (crds/ is already applied)
+  .venv/bin/inventory-sync simulate &        # simulated GreenLake and Central on 127.0.0.1:8089
+  KUBECONFIG=$OPERATOR_KUBECONFIG .venv/bin/inventory-sync run &
                                     # the operator as system:serviceaccount:{ns}:{sa}
   kubectl apply -f examples/demo.yaml -f examples/fabric.yaml
   kubectl get syncschedules,fabrics -o wide
@@ -805,6 +807,25 @@ def _cli_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def env_text(info: ClusterInfo) -> str:
+    """Shell lines that point kubectl at a running cluster (for `eval`)."""
+    bin_dir = shlex.quote(str(Path(info.kubectl).parent))
+    return (
+        f"export KUBECONFIG={shlex.quote(info.admin_kubeconfig)}"
+        f" OPERATOR_KUBECONFIG={shlex.quote(info.operator_kubeconfig)}"
+        f' PATH={bin_dir}:"$PATH"\n'
+    )
+
+
+def _cli_env(args: argparse.Namespace) -> int:
+    healthy, text = detached_status(args.state_dir.resolve())
+    if not healthy:
+        print(f"localcluster: {text}", file=sys.stderr)
+        return 1
+    print(env_text(ClusterInfo.load(args.state_dir.resolve())), end="")
+    return 0
+
+
 def _cli_status(args: argparse.Namespace) -> int:
     healthy, text = detached_status(args.state_dir.resolve())
     print(text)
@@ -814,7 +835,13 @@ def _cli_status(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, func in (("start", _cli_start), ("stop", _cli_stop), ("status", _cli_status)):
+    commands = (
+        ("start", _cli_start),
+        ("stop", _cli_stop),
+        ("status", _cli_status),
+        ("env", _cli_env),
+    )
+    for name, func in commands:
         cmd = sub.add_parser(name)
         cmd.set_defaults(func=func)
         cmd.add_argument("--state-dir", type=Path, required=True)

@@ -92,7 +92,11 @@ class OperatorContext:
         )
         self.scheduler = scheduler
         if settings.metrics_port:
-            start_http_server(settings.metrics_port, registry=self.metrics.registry)
+            start_http_server(
+                settings.metrics_port,
+                addr=str(settings.metrics_address),
+                registry=self.metrics.registry,
+            )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(scheduler.run_forever(self._stop), name="scheduler")
         self._task.add_done_callback(self._ended)

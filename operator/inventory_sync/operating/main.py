@@ -18,7 +18,11 @@ from inventory_sync.operating.handlers import build_registry
 from inventory_sync.reconciling.due import REQUESTED_AT
 from inventory_sync.running.resource import FABRIC, SYNC_SCHEDULE, ResourceKind
 from inventory_sync.settings import Settings
-from inventory_sync.store.embedded import HOW_TO_USE_A_REAL_SERVER, start_embedded
+from inventory_sync.store.embedded import (
+    HOW_TO_USE_A_REAL_SERVER,
+    require_embedded,
+    start_embedded,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ def run_operator(settings: Settings, *, connection: KubeConnection | None = None
     if not database_url:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             raise SpecError("INVENTORY_SYNC_DATABASE_URL is required when running in a cluster")
+        require_embedded()
         logger.warning(
             "no database URL: using an embedded PostgreSQL (%s)", HOW_TO_USE_A_REAL_SERVER
         )
@@ -52,9 +57,7 @@ def run_operator(settings: Settings, *, connection: KubeConnection | None = None
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=True,
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz"
-        if settings.health_port
-        else None,
+        liveness_endpoint=settings.health_url,
     )
     return 0
 

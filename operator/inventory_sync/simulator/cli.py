@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from inventory_sync.simulator import cli_options
 from inventory_sync.simulator.config import SimulatorConfig
-from inventory_sync.simulator.server import DEFAULT_HOST, run_forever
+from inventory_sync.simulator.server import DEFAULT_HOST, DEFAULT_PORT, run_forever
 from inventory_sync.simulator.tls import TlsUnavailable
 
 
@@ -24,7 +24,16 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `simulate` options to `parser`."""
     defaults = SimulatorConfig()
     parser.add_argument(
-        "--port", type=int, default=8080, help="TCP port on 127.0.0.1 (default 8080; 0 picks one)"
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default {DEFAULT_HOST}; the admin API has no"
+        " authentication: use 0.0.0.0 only inside a private network, e.g. a pod)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TCP port (default {DEFAULT_PORT}, the port examples/demo.yaml uses; 0 picks one)",
     )
     parser.add_argument(
         "--seed", type=int, default=defaults.seed, help=f"dataset seed (default {defaults.seed})"
@@ -71,13 +80,14 @@ def main_from_args(args: argparse.Namespace) -> int:
         print(f"inventory-sync simulate: invalid option: {error}", file=sys.stderr)
         return 2
     try:
-        run_forever(config, DEFAULT_HOST, args.port, tls=cli_options.tls_from_args(args))
+        run_forever(config, args.host, args.port, tls=cli_options.tls_from_args(args))
     except TlsUnavailable as error:
         print(f"inventory-sync simulate: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # e.g. the port is taken
         print(
-            f"inventory-sync simulate: cannot serve on port {args.port}: {error}", file=sys.stderr
+            f"inventory-sync simulate: cannot serve on {args.host} port {args.port}: {error}",
+            file=sys.stderr,
         )
         return 1
     except KeyboardInterrupt:

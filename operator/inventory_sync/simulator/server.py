@@ -24,6 +24,9 @@ from inventory_sync.simulator.tls import TlsConfig, write_tls_files
 
 #: Loopback only: the simulator has an unauthenticated admin API and demo credentials.
 DEFAULT_HOST = "127.0.0.1"
+#: Not 8080 (the operator's health port) nor 9090 (its metrics): the simulator and the
+#: operator run side by side in the README's walkthrough. examples/demo.yaml points here.
+DEFAULT_PORT = 8089
 #: How long shutdown waits for in-flight requests (a `delay` fault may still be sleeping).
 _SHUTDOWN_TIMEOUT = 1.0
 
@@ -217,7 +220,7 @@ def describe(sim: RunningSimulator) -> str:
 def run_forever(
     config: SimulatorConfig,
     host: str = DEFAULT_HOST,
-    port: int = 8080,
+    port: int = DEFAULT_PORT,
     *,
     out: TextIO | None = None,
     tls: TlsConfig | None = None,

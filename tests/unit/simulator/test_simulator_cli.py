@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -16,10 +19,10 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_defaults_serve_the_seed_dataset_on_port_8080() -> None:
+def test_defaults_serve_the_seed_dataset_on_loopback_port_8089() -> None:
     args = parse()
     config = config_from_args(args)
-    assert args.port == 8080
+    assert (args.host, args.port) == ("127.0.0.1", 8089)
     assert config.workspaces[0].dataset.glp_devices == 11727
     assert config.latency.glp_devices.base_seconds == pytest.approx(0.25)
 
@@ -102,3 +105,30 @@ def test_the_seed_profile_and_tls_options() -> None:
     assert cli_options.tls_from_args(parse()) is None
     default = config_from_args(parse()).workspaces[0].dataset
     assert (default.unknown_subscription_links, default.undocumented_values) == (12, True)
+
+
+def test_default_port_is_the_one_the_demo_example_uses_and_not_an_operator_port() -> None:
+    """The README runs `inventory-sync simulate` next to `inventory-sync run`: the simulator's
+    default must be free of the operator's ports and match examples/demo.yaml."""
+    from inventory_sync.settings import Settings
+
+    port = parse().port
+    operator = Settings(database_url="postgresql://x@y/z")
+    assert port not in (operator.health_port, operator.metrics_port)
+    demo = (Path(__file__).resolve().parents[3] / "examples" / "demo.yaml").read_text()
+    endpoints = set(re.findall(r"(?:endpoint|tokenUrl): (http://[^\s/]+)", demo))
+    assert endpoints == {f"http://127.0.0.1:{port}"}
+
+
+def test_host_and_port_are_options() -> None:
+    args = parse("--host", "0.0.0.0", "--port", "18089")
+    assert (args.host, args.port) == ("0.0.0.0", 18089)
+
+
+def test_serving_on_a_taken_port_names_host_and_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main_from_args(parse("--host", "127.0.0.1", "--port", str(port))) == 1
+    assert f"cannot serve on 127.0.0.1 port {port}" in capsys.readouterr().err
