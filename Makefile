@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test check lint typecheck format verify helm-check controlplane dev-cluster dev-cluster-stop dev-cluster-env e2e e2e-kind bench clean venv
+.PHONY: demo test check lint typecheck format verify helm-check controlplane flux dev-cluster dev-cluster-stop dev-cluster-env e2e e2e-kind bench clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ test: $(STAMP) controlplane
 	$(BIN)/python -m pytest -m "not node"
 
 ## e2e: the image and the Helm chart on a real single-node Kubernetes (root; see docs/e2e-node.md)
-e2e: $(STAMP)
+e2e: $(STAMP) flux
 	$(BIN)/python -m pytest -m node tests/node
+
+## flux: build or reuse Flux's source-controller and kustomize-controller from Go modules
+## (about 8 CPU-minutes cold, 0.1 s cached in ~/.cache/inventory-sync/flux; tools/flux/)
+flux:
+	tools/flux/build.sh
 
 ## controlplane: build or reuse kube-apiserver, etcd, kubectl, helm from Go modules
 ## (about 8 minutes cold on 2 cores, 0.3 s cached in ~/.cache/inventory-sync/controlplane)

@@ -3,9 +3,10 @@
 --   spec.suspend true                                   -> Suspended
 --   no status, observedGeneration < generation,
 --   or Reconciling=True                                 -> Progressing
+--   Ready=False with reason Waiting (a stall was fixed) -> Progressing
 --   Stalled=True or Ready=False                         -> Degraded
 --   Ready=True                                          -> Healthy
---   anything else (no Ready condition yet)              -> Progressing
+--   anything else (no Ready condition, Ready=Unknown)   -> Progressing
 local hs = {}
 
 local function find(conditions, kind)
@@ -66,6 +67,11 @@ if stalled ~= nil and stalled.status == "True" then
 end
 
 local ready = find(status.conditions, "Ready")
+if ready ~= nil and ready.status == "False" and ready.reason == "Waiting" then
+  hs.status = "Progressing"
+  hs.message = say(ready, "Waiting for the next run")
+  return hs
+end
 if ready ~= nil and ready.status == "False" then
   hs.status = "Degraded"
   hs.message = say(ready, "Not ready")
@@ -78,5 +84,5 @@ if ready ~= nil and ready.status == "True" then
 end
 
 hs.status = "Progressing"
-hs.message = "Waiting for the Ready condition"
+hs.message = say(ready, "Waiting for the Ready condition")
 return hs

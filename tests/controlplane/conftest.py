@@ -36,6 +36,8 @@ from typing import NoReturn
 
 import pytest
 
+from ..health_judges import KstatusBuild, build_kstatus
+
 REPO = Path(__file__).resolve().parents[2]
 CP_DIR = REPO / "tools" / "controlplane"
 BUILD_SH = CP_DIR / "build.sh"
@@ -60,6 +62,7 @@ REQUIRE = os.environ.get("INVENTORY_SYNC_REQUIRE_CONTROLPLANE", "") not in ("", 
 EXTERNAL_KUBECONFIG = os.environ.get("INVENTORY_SYNC_TEST_KUBECONFIG", "")
 BIN_DIR_OVERRIDE = os.environ.get("INVENTORY_SYNC_CONTROLPLANE_BIN_DIR", "")
 BUILD_RESULT = pytest.StashKey["BuildResult"]()
+KSTATUS_BUILD = pytest.StashKey[KstatusBuild]()
 LOCAL_CLUSTER = pytest.StashKey[LocalCluster]()
 
 
@@ -121,6 +124,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     wanted = any(item.get_closest_marker(MARKER) for item in session.items)
     if wanted and not EXTERNAL_KUBECONFIG and BUILD_RESULT not in session.config.stash:
         session.config.stash[BUILD_RESULT] = build_binaries(session.config)
+    uses_kstatus = any("kstatus" in getattr(i, "fixturenames", ()) for i in session.items)
+    if uses_kstatus and KSTATUS_BUILD not in session.config.stash:
+        session.config.stash[KSTATUS_BUILD] = build_kstatus()
+
+
+@pytest.fixture(scope="session")
+def kstatus(request: pytest.FixtureRequest) -> Path:
+    """The real kstatus (tools/kstatus), built and cached by version like the binaries above."""
+    stash = request.config.stash
+    if KSTATUS_BUILD not in stash:
+        stash[KSTATUS_BUILD] = build_kstatus()
+    built = stash[KSTATUS_BUILD]
+    if built.binary is None:
+        unavailable(built.problem)
+    return built.binary
 
 
 # --------------------------------------------------------------------------- external cluster

@@ -1,5 +1,6 @@
 """The Argo CD health checks (health/argocd/*.lua), run by a real Lua 5.1 (what gopher-lua,
-Argo CD's interpreter, implements) against status fixtures."""
+Argo CD's interpreter, implements): the states of tests/health_states.py (the table kstatus
+is held to as well) and hand-made corner cases of status."""
 
 from __future__ import annotations
 
@@ -9,27 +10,17 @@ from typing import Any
 import pytest
 import yaml
 
-try:  # lupa ships several interpreters; Argo CD's gopher-lua is Lua 5.1
-    from lupa.lua51 import LuaRuntime  # type: ignore[import-untyped,unused-ignore]
-except ImportError:  # pragma: no cover - a lupa build without the 5.1 module
-    from lupa import LuaRuntime  # type: ignore[import-untyped,unused-ignore]
+from ..health_judges import argocd_health, lua_script
+from ..health_states import KINDS, STATES, HealthState, says
 
 REPO = Path(__file__).resolve().parents[2]
-HEALTH = REPO / "health" / "argocd"
-KINDS = ("SyncSchedule", "Fabric")
 ARGOCD_CM = REPO / "examples" / "argocd" / "argocd-cm-health.yaml"
-
-
-def script(kind: str) -> str:
-    return (HEALTH / f"inventorysync.dev_{kind}.lua").read_text()
+script = lua_script
 
 
 def evaluate(kind: str, obj: dict[str, Any]) -> dict[str, str]:
     """Run the check as Argo CD does: the live object as global `obj`, the script's return."""
-    lua = LuaRuntime(unpack_returned_tuples=True)
-    lua.globals().obj = lua.table_from(obj, recursive=True)
-    result = lua.execute(script(kind))
-    return {str(k): str(v) for k, v in result.items()}
+    return argocd_health({**obj, "kind": kind})
 
 
 def cond(kind: str, status: str, message: str = "") -> dict[str, Any]:
@@ -92,6 +83,30 @@ def test_health_check_maps_status_to_argocd_health(
     health = evaluate(kind, {**obj, "kind": kind})
     assert health["status"] == expected
     assert message_part in health["message"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("state", STATES, ids=lambda s: s.id)
+def test_the_health_table_states_read_as_the_table_says(kind: str, state: HealthState) -> None:
+    """tests/health_states.py: the rows kstatus is held to (tests/controlplane/
+    test_kstatus_table.py), here composed by the operator's own status code."""
+    if kind not in state.kinds:
+        pytest.skip(f"a {kind} has no such state")
+    obj = state.compose(kind)
+    health = evaluate(kind, obj)
+    assert health["status"] == state.argocd
+    assert says(state.argocd_says, health["message"], obj), health["message"]
+
+
+@pytest.mark.parametrize("state", STATES, ids=lambda s: s.id)
+def test_argocd_and_kstatus_agree_in_every_row(state: HealthState) -> None:
+    """Healthy exactly when kstatus is Current (unless suspended: Argo CD says so first);
+    a kstatus Failure is never shown as Healthy or Progressing."""
+    if state.argocd == "Suspended":
+        return
+    assert (state.argocd == "Healthy") == (state.kstatus == "Current")
+    if state.kstatus == "Failed":
+        assert state.argocd == "Degraded"
 
 
 def test_both_kinds_share_one_logic() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from inventory_sync import logs
 from inventory_sync.errors import SpecError
 from inventory_sync.models import ConcurrencyPolicy, SyncScheduleSpec
+from inventory_sync.reconciling import reasons
 from inventory_sync.reconciling import status as st
 from inventory_sync.reconciling.conditions import rfc3339
 from inventory_sync.reconciling.due import Due, Trigger, decide, phase_of
@@ -323,12 +324,15 @@ class Scheduler:
         }
         patch = {k: v for k, v in wanted.items() if status.get(k) != v}
         conditions = status.get("conditions")
-        stalled = isinstance(conditions, list) and any(
-            isinstance(c, dict) and c.get("type") == "Stalled" and c.get("status") == "True"
-            for c in conditions
-        )
-        if stalled:  # the problem is gone (we got this far): clear it
+        if _stalled_on_spec(conditions):  # the spec parses (we got this far): clear it
             patch.update(st.cleared_stall(status, generation=tracked.generation, now=now))
+        elif not spec.suspend and not status.get("lastSyncTime") and not _has_ready(conditions):
+            # Never run and not due yet: say so, or kstatus reads the resource as done.
+            patch.update(
+                st.awaiting_first_run(
+                    status, generation=tracked.generation, due_at=due.scheduled_at, now=now
+                )
+            )
         return patch
 
     def _spawn(self, slot: Slot, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -360,6 +364,22 @@ def _key(due: Due, tracked: Tracked) -> RunningKey | None:
 def _replaces(spec: AnySpec) -> bool:
     return (
         isinstance(spec, SyncScheduleSpec) and spec.concurrency_policy is ConcurrencyPolicy.REPLACE
+    )
+
+
+def _stalled_on_spec(conditions: Any) -> bool:
+    """Stalled=True for a spec the operator refused. Parsing is the check for that one only;
+    a missing Secret or a denied verb stays Stalled until a run gets past it."""
+    return isinstance(conditions, list) and any(
+        isinstance(c, dict) and c.get("type") == "Stalled" and c.get("status") == "True"
+        and c.get("reason") == reasons.INVALID_SPEC
+        for c in conditions
+    )  # fmt: skip
+
+
+def _has_ready(conditions: Any) -> bool:
+    return isinstance(conditions, list) and any(
+        isinstance(c, dict) and c.get("type") == "Ready" for c in conditions
     )
 
 

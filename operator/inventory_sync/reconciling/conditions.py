@@ -27,14 +27,15 @@ def set_condition(
     conditions: list[dict[str, Any]],
     *,
     type: str,
-    status: bool,
+    status: bool | None,
     reason: str,
     message: str,
     generation: int | None,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """A new list with `type` set; the transition time is kept when the status did not change."""
-    wanted = "True" if status else "False"
+    """A new list with `type` set (status None: `Unknown`); the transition time is kept when the
+    status did not change."""
+    wanted = "Unknown" if status is None else "True" if status else "False"
     previous = next((c for c in conditions if c.get("type") == type), None)
     transition = (
         previous["lastTransitionTime"]

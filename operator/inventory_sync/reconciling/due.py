@@ -117,6 +117,11 @@ def decide(
             anchor=restart, rejoin=True, problems=problems,
         )  # fmt: skip
     observed = view.observed_generation
+    if view.stalled and view.last_run_generation is not None:
+        # A stall records the generation it judged (kstatus reads Failed only then), not one
+        # that ran: a spec change it stalled on is still to run, once whatever stalled it is
+        # fixed. The last run's history entry says which generation it used.
+        observed = view.last_run_generation
     newer = generation is not None and observed is not None and 0 < observed < generation
     spec_change = Due(
         Trigger.SPEC_CHANGE, now, claim_key=f"generation:{generation}", anchor=restart,

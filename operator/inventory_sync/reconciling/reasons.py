@@ -27,7 +27,7 @@ SUCCEEDED = "Succeeded"  # Ready=True: the last run succeeded
 SYNC_FAILED = "SyncFailed"  # Ready=False: a source failed; retried with backoff
 TIMED_OUT = "TimedOut"  # Ready=False: the run exceeded its timeout and was cancelled
 PROGRESSING = "Progressing"  # Reconciling=True, and Ready=False before the first run ends
-WAITING = "Waiting"  # Ready=False: a stall was fixed; the next run is due later
+WAITING = "Waiting"  # Ready=False: a stall was fixed; Ready=Unknown: never ran; a run is due later
 
 # -- the run could not start or finish (Ready=False, retried) ---------------------------------
 STORE_UNAVAILABLE = "StoreUnavailable"  # PostgreSQL refused or lost a statement

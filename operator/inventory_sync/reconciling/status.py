@@ -46,7 +46,7 @@ def started(status: Status, *, generation: int | None, trigger: Trigger, now: da
         now=now,
     )
     conditions = cond.remove_condition(conditions, cond.STALLED)
-    if cond.find(conditions, cond.READY) is None:
+    if not status.get("lastSyncTime"):  # whatever Ready said before (waiting, a fixed stall)
         conditions = cond.set_condition(
             conditions,
             type=cond.READY,
@@ -89,7 +89,7 @@ def finished(
             s.model_dump(mode="json", by_alias=True, exclude_none=True) for s in result.sources
         ],
         "sourceSummary": source_summary(result),
-        "history": _history(status, result, limit=history_limit),
+        "history": _history(status, result, generation=generation, limit=history_limit),
     }
     if anchor is not None:
         patch["lastScheduleTime"] = cond.rfc3339_millis(anchor)
@@ -163,11 +163,19 @@ def stalled(
     now: datetime,
     requested_at: str | None = None,
 ) -> Status:
-    """A problem a retry will not fix (bad spec, missing Secret): Stalled=True, Ready=False."""
+    """A problem a retry will not fix (bad spec, missing Secret): Stalled=True, Ready=False.
+
+    observedGeneration says the operator has judged this generation: kstatus (Flux's health
+    checks) reads Stalled as Failed only then, and a new resource or an edited spec would read
+    InProgress until a timeout instead. Whether the generation has run is `history[0]`'s
+    business (`due.decide`).
+    """
     patch = not_ready(
         status, reason=reason, message=message, generation=generation, now=now,
         requested_at=requested_at,
     )  # fmt: skip
+    if generation is not None:
+        patch["observedGeneration"] = generation
     patch["conditions"] = cond.set_condition(
         patch["conditions"], type=cond.STALLED, status=True, reason=reason, message=message,
         generation=generation, now=now,
@@ -207,8 +215,10 @@ def _conditions(status: Status) -> list[dict[str, Any]]:
     return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
 
 
-def _history(status: Status, result: RunResult, *, limit: int) -> list[dict[str, Any]]:
-    entry = {
+def _history(
+    status: Status, result: RunResult, *, generation: int | None, limit: int
+) -> list[dict[str, Any]]:
+    entry: dict[str, Any] = {
         "startedAt": cond.rfc3339(result.started_at),
         "finishedAt": cond.rfc3339(result.finished_at),
         "trigger": result.trigger,
@@ -216,6 +226,8 @@ def _history(status: Status, result: RunResult, *, limit: int) -> list[dict[str,
         "seconds": result.seconds,
         "rowsWritten": result.rows_written,
     }
+    if generation is not None:  # which spec it ran: a stall's observedGeneration does not say
+        entry["generation"] = generation
     if result.message:
         entry["message"] = result.message
     found = status.get("history")
@@ -226,6 +238,23 @@ def _history(status: Status, result: RunResult, *, limit: int) -> list[dict[str,
 def cancelled(status: Status) -> Status:
     """A run was cancelled (Replace, deletion, shutdown): it is no longer in flight."""
     return {"conditions": cond.remove_condition(_conditions(status), cond.RECONCILING)}
+
+
+def awaiting_first_run(
+    status: Status, *, generation: int | None, due_at: datetime, now: datetime
+) -> Status:
+    """Seen, never run, and no run due yet (runOnStartup: false): Ready=Unknown.
+
+    Without a Ready condition, kstatus (Flux's health checks) reads an observed resource as
+    Current, i.e. done, before it ever synced; Ready=Unknown reads as InProgress, as Argo CD's
+    check already says (tests/health_states.py holds both verdicts).
+    """
+    conditions = cond.set_condition(
+        _conditions(status), type=cond.READY, status=None, reason=reasons.WAITING,
+        message=f"no run yet: the first is due at {cond.rfc3339(due_at)}",
+        generation=generation, now=now,
+    )  # fmt: skip
+    return {"conditions": conditions}
 
 
 def cleared_stall(status: Status, *, generation: int | None, now: datetime) -> Status:

@@ -50,6 +50,10 @@ class StatusView:
     last_sync_unusable: bool = False
     #: A digest of the unusable values: every replica derives the same one.
     fingerprint: str = ""
+    #: Stalled=True is shown.
+    stalled: bool = False
+    #: The generation the last finished run used (its history entry); None when unknown.
+    last_run_generation: int | None = None
 
 
 def read_status(status: Mapping[str, Any] | None, *, now: datetime) -> StatusView:
@@ -70,6 +74,7 @@ def read_status(status: Mapping[str, Any] | None, *, now: datetime) -> StatusVie
         return None
 
     last_sync = time_field("lastSyncTime")
+    last_run_generation = _last_run_generation(status.get("history"), problems)
     view = StatusView(
         last_sync=last_sync,
         last_success=time_field("lastSuccessfulSyncTime"),
@@ -80,6 +85,8 @@ def read_status(status: Mapping[str, Any] | None, *, now: datetime) -> StatusVie
         problems=tuple(problems),
         last_sync_unusable=status.get("lastSyncTime") is not None and last_sync is None,
         fingerprint=hashlib.sha256("\n".join(bad).encode()).hexdigest()[:16] if bad else "",
+        stalled=_stalled(status.get("conditions")),
+        last_run_generation=last_run_generation,
     )
     return view
 
@@ -100,6 +107,25 @@ def _generation(raw: Any, problems: list[str]) -> int | None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int):
         problems.append(f"status.observedGeneration {_shown(raw)} is not an integer; ignored")
+        return None
+    return raw
+
+
+def _stalled(conditions: Any) -> bool:
+    return isinstance(conditions, list) and any(
+        isinstance(c, dict) and c.get("type") == "Stalled" and c.get("status") == "True"
+        for c in conditions
+    )
+
+
+def _last_run_generation(history: Any, problems: list[str]) -> int | None:
+    if not isinstance(history, list) or not history or not isinstance(history[0], dict):
+        return None
+    raw = history[0].get("generation")
+    if raw is None:  # written by a version that did not record it
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        problems.append(f"status.history[0].generation {_shown(raw)} is not a generation; ignored")
         return None
     return raw
 

@@ -14,7 +14,7 @@ from inventory_sync.reconciling.conditions import find
 from inventory_sync.running.resource import SYNC_SCHEDULE
 from inventory_sync.settings import Settings
 
-from .conftest import FakeApi, Replica, schedule_body
+from .conftest import START, FakeApi, Replica, schedule_body
 
 SYNCED = {"lastSyncTime": "2026-11-22T11:59:00Z", "observedGeneration": 1}
 
@@ -134,17 +134,22 @@ async def test_the_liveness_probe_fails_at_once_when_the_scheduler_died() -> Non
     await context.stop()  # and stopping never hangs or raises on a dead scheduler
 
 
-async def test_a_cleared_stall_is_said_between_runs(api: FakeApi, replica: Replica) -> None:
-    stalled = {
+def stalled_status(reason: str) -> dict[str, Any]:
+    return {
         **SYNCED, "nextSyncTime": "2026-11-22T12:14:00Z", "syncStatus": "InSync",
         "conditions": [
-            {"type": "Stalled", "status": "True", "reason": "MissingCredentials", "message": "x",
+            {"type": "Stalled", "status": "True", "reason": reason, "message": "x",
              "lastTransitionTime": "2026-11-22T11:00:00Z"},
-            {"type": "Ready", "status": "False", "reason": "MissingCredentials", "message": "x",
+            {"type": "Ready", "status": "False", "reason": reason, "message": "x",
              "lastTransitionTime": "2026-11-22T11:00:00Z"},
         ],
     }  # fmt: skip
-    api.add(schedule_body(status=stalled))
+
+
+async def test_a_cleared_stall_is_said_between_runs(api: FakeApi, replica: Replica) -> None:
+    """InvalidSpec from an older operator (it refused fields this one knows): the spec parses
+    now, so the stall is over; the next run is due when it was."""
+    api.add(schedule_body(status=stalled_status("InvalidSpec")))
     replica.sync_from_api()
 
     await replica.step()
@@ -152,3 +157,37 @@ async def test_a_cleared_stall_is_said_between_runs(api: FakeApi, replica: Repli
     status = api.status("inventory")
     assert find(status["conditions"], "Stalled") is None
     assert find(status["conditions"], "Ready")["reason"] == "Waiting"  # type: ignore[index]
+    assert replica.work.started == []
+
+
+async def test_a_missing_secret_is_not_declared_fixed_between_runs(
+    api: FakeApi, replica: Replica
+) -> None:
+    """Only a run can tell whether a Secret is back (a stall answered a manual request, the
+    next run is due later): the stall stays, and kstatus keeps reading Failed."""
+    api.add(schedule_body(status=stalled_status("MissingCredentials")))
+    replica.sync_from_api()
+
+    await replica.step()
+
+    status = api.status("inventory")
+    assert find(status["conditions"], "Stalled") is not None
+    assert find(status["conditions"], "Ready")["reason"] == "MissingCredentials"  # type: ignore[index]
+    assert replica.work.started == []
+
+
+async def test_a_resource_that_never_ran_says_so_until_its_first_run(
+    api: FakeApi, replica: Replica
+) -> None:
+    """runOnStartup: false: no condition at all would read as Current (done) to kstatus."""
+    api.add(schedule_body(runOnStartup=False, created=START - timedelta(minutes=1)))
+    replica.sync_from_api()
+
+    await replica.step()
+
+    assert replica.work.started == []
+    status = api.status("inventory")
+    assert status["observedGeneration"] == 1
+    ready = find(status["conditions"], "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("Unknown", "Waiting")

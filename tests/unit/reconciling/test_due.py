@@ -34,6 +34,12 @@ def due(status: dict[str, Any] | None = None, **overrides: Any) -> Any:
 
 
 SYNCED_5M_AGO = {"lastSyncTime": at(-timedelta(minutes=5)), "observedGeneration": 1}
+STALLED = {"type": "Stalled", "status": "True", "reason": "MissingCredentials", "message": "x",
+           "lastTransitionTime": at(-timedelta(minutes=1))}  # fmt: skip
+# Generation 2 stalled (a Secret it names is missing): the stall says it judged 2, the last
+# run's history entry says 1 ran.
+STALLED_ON_2 = {**SYNCED_5M_AGO, "observedGeneration": 2, "conditions": [STALLED],
+                "history": [{"result": "Succeeded", "generation": 1}]}  # fmt: skip
 
 CASES = [
     ("never synced with runOnStartup runs now", {}, {}, Trigger.STARTUP),
@@ -69,6 +75,30 @@ CASES = [
         None,
     ),
     ("a spec change runs now", SYNCED_5M_AGO, {"generation": 2}, Trigger.SPEC_CHANGE),
+    (
+        "a spec change that stalled runs once it can",
+        STALLED_ON_2,
+        {"generation": 2},
+        Trigger.SPEC_CHANGE,
+    ),
+    (
+        "a stall on the generation that ran waits for its due time",
+        {**STALLED_ON_2, "history": [{"generation": 2}]},
+        {"generation": 2},
+        None,
+    ),
+    (
+        "a stall's history from before generations were recorded counts observedGeneration",
+        {**STALLED_ON_2, "history": [{"result": "Succeeded"}]},
+        {"generation": 2},
+        None,
+    ),
+    (
+        "without a stall observedGeneration decides, not history",
+        {**SYNCED_5M_AGO, "history": [{"generation": 0}]},
+        {},
+        None,
+    ),
     ("suspended never runs", {}, {"suspend": True}, None),
     (
         "suspended ignores a manual request",
@@ -238,3 +268,10 @@ def test_a_triggered_run_that_waited_for_a_run_slot_joins_its_grid_where_it_star
     assert decision.rejoined(started, INTERVAL, phase) == NOW + timedelta(minutes=15, seconds=40)
     scheduled = due({**SYNCED_5M_AGO, "lastScheduleTime": "2026-11-22T11:45:40Z"}, phase=phase)
     assert scheduled.rejoined(started, INTERVAL, phase) == scheduled.anchor  # the grid holds
+
+
+def test_an_unusable_history_generation_is_named_and_ignored() -> None:
+    status = {**STALLED_ON_2, "history": [{"generation": "two"}]}
+    decision = due(status, generation=2)
+    assert decision.trigger is None  # observedGeneration (2) decides: nothing newer
+    assert decision.problems == ("status.history[0].generation 'two' is not a generation; ignored",)

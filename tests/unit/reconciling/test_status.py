@@ -136,6 +136,38 @@ def test_stalled_sets_stalled_and_not_ready_with_the_message() -> None:
     ready = find(patch["conditions"], "Ready")
     assert ready is not None
     assert (ready["status"], ready["reason"]) == ("False", "MissingCredentials")
+    # The stall is the verdict on generation 2: kstatus reads Failed, not InProgress.
+    assert patch["observedGeneration"] == 2
+    assert "history" not in patch  # which generation ran is the last run's to say
+
+
+def test_a_history_entry_names_the_generation_its_run_used() -> None:
+    patch = finish({}, result(True))
+    assert patch["history"][0]["generation"] == 3
+
+
+def test_not_ready_leaves_observed_generation_to_the_run() -> None:
+    """A run that could not start has not used its generation: a spec change stays pending."""
+    patch = st.not_ready({}, reason="StoreUnavailable", message="gone", generation=2, now=NOW)
+    assert "observedGeneration" not in patch
+
+
+def test_a_resource_that_never_ran_waits_with_ready_unknown() -> None:
+    patch = st.awaiting_first_run(
+        {"observedGeneration": -1}, generation=1, due_at=NOW + timedelta(minutes=15), now=NOW
+    )
+    ready = find(patch["conditions"], "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("Unknown", "Waiting")
+    assert ready["message"] == "no run yet: the first is due at 2026-11-22T12:15:00Z"
+
+
+def test_a_first_run_replaces_whatever_ready_said_before_it() -> None:
+    waiting = st.awaiting_first_run({}, generation=1, due_at=NOW, now=NOW)
+    patch = st.started(waiting, generation=1, trigger=Trigger.SCHEDULE, now=NOW)
+    ready = find(patch["conditions"], "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["message"]) == ("False", "First run in progress")
 
 
 def test_the_ready_message_names_each_skipped_kind_and_why() -> None:
