@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 import asyncpg
 
-from inventory_sync.errors import InventorySyncError, public_message
+from inventory_sync.operating.periodic import PeriodicTask
 from inventory_sync.store import changes
 from inventory_sync.store.database import store_errors
 
@@ -31,19 +29,17 @@ class ChangeLogPruning:
     ) -> None:
         self._pool = pool
         self._retention = retention
-        self._every = every
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask(
+            self.prune_once, name="change-log pruning", every=every, retry_after=RETRY_AFTER
+        )
         self.pruned = 0  # rows deleted since start, for tests and the log
         self.passes = 0  # passes that finished
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="change-log-pruning")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
     async def prune_once(self) -> int:
         """Delete the rows recorded more than the retention ago; returns how many."""
@@ -54,16 +50,3 @@ class ChangeLogPruning:
         if deleted:
             logger.info("change log: pruned %d rows older than %s", deleted, self._retention)
         return deleted
-
-    async def _loop(self) -> None:
-        while True:
-            wait = self._every
-            try:
-                await self.prune_once()
-            except InventorySyncError as error:
-                logger.warning("change log not pruned (will retry): %s", public_message(error))
-                wait = min(wait, RETRY_AFTER)
-            except Exception:  # a bug must not end the loop, nor the operator
-                logger.exception("change log pruning failed")
-                wait = min(wait, RETRY_AFTER)
-            await asyncio.sleep(wait.total_seconds())

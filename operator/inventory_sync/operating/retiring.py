@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-from inventory_sync.errors import InventorySyncError, public_message
+from inventory_sync.operating.periodic import PeriodicTask
 from inventory_sync.running.steps import RunDeps
 from inventory_sync.syncing.fabric_retirement import (
     RetirementReport,
@@ -28,21 +26,18 @@ class FabricRetirement:
     def __init__(self, *, deps: RunDeps, namespaces: Sequence[str], interval: timedelta) -> None:
         self._deps = deps
         self._namespaces = list(namespaces)
-        self._interval = interval
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask(
+            self.reconcile_once, name="fabric retirement", every=interval, retry_after=RETRY_AFTER
+        )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="fabric-retirement")
+        self._loop.start()
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
     async def reconcile_once(self) -> RetirementReport:
         """Learn this cluster's owner identity once (runs register under it from then on),
@@ -56,19 +51,3 @@ class FabricRetirement:
             kube=deps.kube, pool=deps.pool, owner=deps.fabric_owner,
             namespaces=self._namespaces, now=deps.clock(),
         )  # fmt: skip
-
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            wait = self._interval
-            try:
-                await self.reconcile_once()
-            except InventorySyncError as error:
-                logger.warning("fabric retirement skipped: %s", public_message(error))
-                wait = min(wait, RETRY_AFTER)
-            except Exception:  # a bug must not end the loop, nor the operator
-                logger.exception("fabric retirement failed")
-                wait = min(wait, RETRY_AFTER)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait.total_seconds()):
-                    await self._wake.wait()
