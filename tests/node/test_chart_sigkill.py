@@ -30,9 +30,10 @@ from inventory_sync.settings import Settings
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]
 
-#: Each Central page answers 2 s late: the seed's 90 pages (a cursor walk, one page at a time)
-#: make a run of about three minutes, so the kill lands well inside it.
-SLOW = [{"kind": "delay", "family": "central", "delay_seconds": 2.0, "count": None}]
+#: Each Central page answers 20 s late (below the 30 s request timeout). Central pages are
+#: fetched by number, 1000 at a time and the rest concurrently after the first, so the seed's
+#: 9 pages take two rounds: the run lasts at least 40 s and the kill, 10 s in, lands inside it.
+SLOW = [{"kind": "delay", "family": "central", "delay_seconds": 20.0, "count": None}]
 #: The kubelet's restart of the container and the operator's start up to its first claim; it
 #: overlaps the wait for the lease, so it only counts when it takes longer than what is left.
 RESTART_ALLOWANCE = 30.0
@@ -74,6 +75,8 @@ def test_a_run_killed_by_sigkill_is_redone_promptly_and_the_store_stays_consiste
     killed_run = eventually(running, within=120, what="the slow run to start")
     uid = cluster.get(SYNC_SCHEDULES, "slow", "-n", ns)["metadata"]["uid"]
     time.sleep(10)  # well into the run: subscriptions and devices merged, Central paging
+    still_running = [r for r in release.runs(uid) if r["state"] == "Running"]
+    assert still_running, "the slow run ended before the kill: SLOW must make it slower"
     pod = release.pod()
     container = pod["status"]["containerStatuses"][0]["containerID"]
     release.cluster.node.kill_container(container, "SIGKILL")
