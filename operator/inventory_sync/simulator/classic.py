@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from inventory_sync.simulator import classic_monitoring
+from inventory_sync.simulator.admission import wait_until
 from inventory_sync.simulator.classic_account import SKU_TYPES, ClassicSession, ClassicTokenRefused
 from inventory_sync.simulator.classic_monitoring import APS_PATH, SWITCHES_PATH, MonitoredKind
 from inventory_sync.simulator.ratelimit import TooManyInFlight
@@ -124,6 +125,7 @@ async def serve_classic(request: web.Request, answer: Answer, *, service: str) -
     per-day quotas (every answer from here on carries X-RateLimit-*), then the parameters
     (a BadQuery is a 400 naming `service`), then the latency model.
     """
+    admitted_at = asyncio.get_running_loop().time()
     state = request.app[STATE_KEY]
     session = peek_session(state, request)
     if session is None:
@@ -144,10 +146,9 @@ async def serve_classic(request: web.Request, answer: Answer, *, service: str) -
             body, items = answer(request, session)
         except BadQuery as problem:
             return _bad_request(str(problem), quota.headers, service=service)
-        delay = state.config.latency.classic_central.seconds(items)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return json_response(body, headers=quota.headers)
+        response = json_response(body, headers=quota.headers)
+        await wait_until(admitted_at + state.config.latency.classic_central.seconds(items))
+        return response
     finally:
         state.concurrency.release(client)
 

@@ -29,6 +29,9 @@ _SPAN_MS = int((HISTORY_END - timedelta(days=1) - HISTORY_START).total_seconds()
 _HISTORY_MS = int((HISTORY_END - HISTORY_START).total_seconds() * 1000)
 #: How far back from the end of the history `updated_since` can answer without a scan.
 _RECENT_MS = 7 * 86_400_000
+#: Base items kept once built, per list (about 2.5 KB each): the seed-sized inventory is then
+#: served from memory after its first walk, while a list of millions stays lazy beyond it.
+MEMO_ITEMS = 32_768
 
 
 def _hardware_for(rng: random.Random, pool: tuple[catalog.Hardware, ...]) -> catalog.Hardware:
@@ -82,6 +85,9 @@ class WorkspaceData:
         unlinked = self.n - self._linked
         self._dedicated = max(1, unlinked // 200) if self.n >= 20 and unlinked else 0
         self._dedicated_workspace = str(uuid.UUID(int=Draws(key, 5).bits(128), version=4))
+        # Shared by every caller: an item is never changed in place (changes are new dicts).
+        self._glp_memo: dict[int, JsonObject] = {}
+        self._central_memo: dict[int, JsonObject] = {}
 
     # -- subscriptions (few: built at once) --------------------------------------------------
 
@@ -204,7 +210,15 @@ class WorkspaceData:
         return None
 
     def glp_device(self, i: int) -> JsonObject:
-        """GreenLake device i (0 <= i < n), always the same for a seed."""
+        """GreenLake device i (0 <= i < n), always the same for a seed (do not change it)."""
+        item = self._glp_memo.get(i)
+        if item is None:
+            item = self._build_glp_device(i)
+            if i < MEMO_ITEMS:
+                self._glp_memo[i] = item
+        return item
+
+    def _build_glp_device(self, i: int) -> JsonObject:
         rank = self._links(i)
         allocation = self._allocation(rank)
         hardware = self.glp_hardware(i)
@@ -272,8 +286,14 @@ class WorkspaceData:
         )
 
     def central_at(self, position: int) -> JsonObject:
-        """The Central device at `position` of the paging order (twins scattered through it)."""
-        return self.central_device(self._central_order(position))
+        """The Central device at `position` of the paging order (twins scattered through it;
+        do not change it)."""
+        item = self._central_memo.get(position)
+        if item is None:
+            item = self.central_device(self._central_order(position))
+            if position < MEMO_ITEMS:
+                self._central_memo[position] = item
+        return item
 
     def central_position(self, serial: str) -> int | None:
         """Where the device with `serial` sits in the Central paging order, if it is one."""

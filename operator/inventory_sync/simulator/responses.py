@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 #: GreenLake's errorCode per status; New Central answers with the same body shape here.
@@ -36,8 +37,12 @@ _MESSAGES: dict[int, str] = {
 def json_response(
     body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    """A compact JSON answer."""
-    data = json.dumps(body, separators=(",", ":")).encode()
+    """A compact JSON answer (orjson, several times faster on 2000-item pages; the standard
+    encoder for what orjson refuses, such as integers beyond 64 bits)."""
+    try:
+        data = orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        data = json.dumps(body, separators=(",", ":")).encode()
     return web.Response(body=data, status=status, headers=headers, content_type="application/json")
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 import uuid
 
+import pytest
+
 from inventory_sync.simulator.config import DatasetSize, WorkspaceConfig
 from inventory_sync.simulator.generation import WorkspaceData
 from inventory_sync.simulator.lazylist import LazyList
@@ -67,3 +69,26 @@ def test_a_million_generated_devices_cost_nothing_until_a_page_asks() -> None:
     last = data.glp_device(data.n - 1)
     assert data.glp_index(last["id"]) == data.n - 1
     assert data.glp_device(data.n - 1) == last  # the same from (seed, index) alone
+
+
+def test_base_items_are_kept_up_to_the_memo_limit_and_rebuilt_identically_beyond(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from inventory_sync.simulator import generation
+
+    monkeypatch.setattr(generation, "MEMO_ITEMS", 10)
+    size = DatasetSize(
+        subscriptions=5, glp_devices=40, linked_devices=20, central_devices=30, central_overlap=10
+    )
+    data = WorkspaceData(WorkspaceConfig(dataset=size), seed=3)
+    fresh = WorkspaceData(WorkspaceConfig(dataset=size), seed=3)
+    # Below the limit the same object comes back (served from memory), beyond it a new one.
+    assert data.glp_device(3) is data.glp_device(3)
+    assert data.central_at(9) is data.central_at(9)
+    assert data.glp_device(25) is not data.glp_device(25)
+    assert data.central_at(10) is not data.central_at(10)
+    # Either way the item is the one the seed makes.
+    for i in (3, 25):
+        assert data.glp_device(i) == fresh.glp_device(i)
+    for k in (9, 10):
+        assert data.central_at(k) == fresh.central_at(k)

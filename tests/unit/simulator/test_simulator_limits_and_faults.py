@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp import web
 from pydantic import ValidationError
 
+from inventory_sync.simulator.admission import wait_until
 from inventory_sync.simulator.faults import FAULT_KINDS, Fault, FaultPlan, FaultRule, fault_kind
 from inventory_sync.simulator.ratelimit import (
     ConcurrencyGauge,
@@ -114,3 +117,15 @@ def test_new_fault_kinds_register_with_one_function() -> None:
         assert FaultRule.model_validate({"kind": "teapot"}).kind == "teapot"
     finally:
         del FAULT_KINDS["teapot"]
+
+
+async def test_latency_counts_from_admission_so_the_servers_own_work_is_part_of_it() -> None:
+    loop = asyncio.get_running_loop()
+    admitted = loop.time()
+    await asyncio.sleep(0.05)  # the handler's own work: building and encoding the page
+    await wait_until(admitted + 0.2)
+    answered = loop.time()
+    assert answered >= admitted + 0.2
+    # A deadline already passed (work slower than the model) adds no wait at all.
+    await wait_until(admitted)
+    assert loop.time() - answered < 0.05
