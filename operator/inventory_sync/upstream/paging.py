@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import email.utils
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from inventory_sync.errors import UpstreamProtocolError
 
@@ -36,11 +38,24 @@ def server_date(response: httpx.Response) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+#: orjson reads an integer beyond 64 bits as a float, silently; 20 digits in a row (anywhere,
+#: strings included) send the body to the standard library, which keeps every digit.
+_MAY_HOLD_WIDE_INTEGER = re.compile(rb"[0-9]{20}")
+
+
 def decode_json(response: httpx.Response, *, describe: str) -> Any:
     """The response's JSON body; malformed or truncated JSON becomes UpstreamProtocolError.
 
-    The message gives the body's size, never its text: a body can echo anything.
+    The message gives the body's size, never its text: a body can echo anything. orjson
+    decodes a 2000-item page several times faster than the standard library (it was 43 % of
+    a large walk's CPU); the standard library reads what orjson would change or refuse.
     """
+    body = response.content
+    if not _MAY_HOLD_WIDE_INTEGER.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # NaN, a lone surrogate, another charset: the standard library decides
     try:
         return response.json()
     except (ValueError, UnicodeDecodeError) as exc:

@@ -117,3 +117,32 @@ async def test_http_client_has_timeouts_everywhere_and_names_itself() -> None:
         assert client.headers["user-agent"] == USER_AGENT
         assert "inventory-sync-operator" in USER_AGENT
         assert not client.follow_redirects
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        # Beyond 64 bits: orjson would read a float and lose digits; every digit is kept.
+        (b"123456789012345678901234567890", 123456789012345678901234567890),
+        (b"-18446744073709551616", -18446744073709551616),
+        (b"18446744073709551615", 18446744073709551615),  # the largest orjson keeps exact
+        (b"NaN", "nan"),  # not JSON, but the standard library reads it: so do we
+        (b'"\\ud800"', "\ud800"),  # a lone surrogate (orjson refuses it)
+        (b'"caf\xc3\xa9"', "café"),
+    ],
+)
+def test_item_values_decode_exactly_as_the_standard_library_reads_them(
+    raw: bytes, value: Any
+) -> None:
+    body = b'{"items": [{"id": "1", "v": ' + raw + b'}], "count": 1, "offset": 0, "total": 1}'
+    page = decode_offset_page(response(body), describe=DESCRIBE, offset=0, limit=10)
+    decoded = page.items[0]["v"]
+    if value == "nan":
+        assert decoded != decoded
+    else:
+        assert decoded == value and type(decoded) is type(value)
+
+
+def test_a_body_that_is_not_json_is_refused_by_size_alone() -> None:
+    with pytest.raises(UpstreamProtocolError, match=r"not valid JSON \(14 bytes\)"):
+        decode_offset_page(response(b'{"items": [1,,'), describe=DESCRIBE, offset=0, limit=10)
