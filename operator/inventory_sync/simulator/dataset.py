@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import string
 import uuid
@@ -331,6 +332,7 @@ class ItemFactory:
         return item
 
 
+@functools.lru_cache(maxsize=4096)  # few distinct arguments (sites, groups), seeding is costly
 def hash_int(text: str, salt: int) -> int:
     """A stable 128-bit integer from text and a salt (ids shared across items, e.g. sites)."""
     return random.Random(f"{text}/{salt}").getrandbits(128)
