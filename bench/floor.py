@@ -363,10 +363,31 @@ def status_count(result: RunResult, code: str) -> int:
     return sum(s.status_codes.get(code, 0) for s in result.sources)
 
 
+async def loop_lag(samples: list[float], *, tick: float = 0.01) -> None:
+    """Append how late each `tick`-second sleep wakes (the event loop's lag), until cancelled."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time()
+        await asyncio.sleep(tick)
+        samples.append(loop.time() - asked - tick)
+
+
+def percentile(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
 async def central_alone_and_beside(
-    client: Client, devices_sim: Simulator, central_sim: Simulator, *, repeat: int, delay: float
+    client: Client,
+    devices_sim: Simulator,
+    central_sim: Simulator,
+    *,
+    repeat: int,
+    delay: float,
+    lag: list[float],
 ) -> tuple[list[float], list[float]]:
-    """The Central source's seconds alone, then beside a device walk, `repeat` times each."""
+    """The Central source's seconds alone, then beside a device walk, `repeat` times each;
+    the event loop's lag while the walk runs is appended to `lag`."""
     central_only = schedule(central_sim, devices=False, subscriptions=False)
     alone_runs, beside_runs = [], []
     for _ in range(repeat):
@@ -377,10 +398,12 @@ async def central_alone_and_beside(
         devices_only = schedule(devices_sim, central=False, subscriptions=False)
         walk = asyncio.create_task(client.run(devices_only, devices_sim))
         await asyncio.sleep(delay)  # the device walk is in full swing
+        monitor = asyncio.create_task(loop_lag(lag))
         result, _ = await client.run(central_only, central_sim)
         beside_runs.append(result.source("central").seconds)
-        walk.cancel()
-        await asyncio.gather(walk, return_exceptions=True)
+        for task in (walk, monitor):
+            task.cancel()
+        await asyncio.gather(walk, monitor, return_exceptions=True)
     return alone_runs, beside_runs
 
 
@@ -448,9 +471,15 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
                 # GreenLake and Central are separate services: Central answers from a simulator
                 # process of its own, so a device page being generated never holds it up.
                 central_sim = start_simulator(config)
+                lag: list[float] = []
                 try:
                     alone_runs, beside_runs = await central_alone_and_beside(
-                        client, sim, central_sim, repeat=args.repeat, delay=args.beside_delay
+                        client,
+                        sim,
+                        central_sim,
+                        repeat=args.repeat,
+                        delay=args.beside_delay,
+                        lag=lag,
                     )
                 finally:
                     central_sim.stop()
@@ -460,7 +489,9 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
                         f"Central source next to a {n:,}-device walk (rate limits binding)",
                         f"{beside:.2f} s beside vs {alone:.2f} s alone = {beside / alone:.2f}x",
                         "within 10 % of alone",
-                        f"medians of {args.repeat}: alone {alone_runs}, beside {beside_runs}",
+                        f"medians of {args.repeat}: alone {alone_runs}, beside {beside_runs}; "
+                        f"event-loop lag beside the walk p50 {percentile(lag, 0.5) * 1000:.1f} ms, "
+                        f"p99 {percentile(lag, 0.99) * 1000:.1f} ms, max {max(lag, default=0) * 1000:.1f} ms",
                         load_note(),
                     )
                 )
@@ -491,7 +522,7 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
                         "/_simulator/mutate",
                         {"action": "delete", "target": "glp_devices", "count": n // 10},
                     )
-                    result, seconds = await client.run(spec, sim)
+                    result, deletion_s = await client.run(spec, sim)
                     devices = result.source("devices")
                     walk = -(-(n - n // 10) // 2000)
                     confirm = devices.requests - walk - 2  # the incremental try: changes + count
@@ -500,7 +531,7 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
                             f"10 % of {n:,} devices deleted upstream",
                             f"{devices.deleted:,} soft-deleted; confirmation {confirm} requests = {confirm / walk:.3f} of the walk's {walk}",
                             "confirmation ≤ 10 % of the walk",
-                            f"{devices.mode} ({devices.mode_reason}); {seconds:.1f} s",
+                            f"{devices.mode} ({devices.mode_reason}); {deletion_s:.1f} s",
                             load_note(),
                         )
                     )
