@@ -190,3 +190,47 @@ def test_the_ready_message_names_each_skipped_kind_and_why() -> None:
         "skipped Agent: not installed: the fabric serves no API group agent.githedgehog.com; "
         "VPC: installed at vpc.githedgehog.com/v1beta1, not at the pinned version v1alpha2"
     )
+
+
+def stall_cleared_after(run: RunResult, *, ran: int, generation: int) -> dict[str, Any]:
+    """A run of generation `ran`, then an InvalidSpec stall, then the fix (as `generation`)."""
+    status = st.finished(
+        {}, run, generation=ran, interval=INTERVAL, history_limit=10, requested_at=None,
+        anchor=NOW, now=NOW,
+    )  # fmt: skip
+    status.update(
+        st.stalled(status, reason="InvalidSpec", message="x", generation=generation, now=NOW)
+    )
+    return {**status, **st.cleared_stall(status, generation=generation, now=NOW)}
+
+
+def test_a_cleared_stall_restores_ready_when_this_generation_last_ran_and_succeeded() -> None:
+    status = stall_cleared_after(result(True), ran=3, generation=3)
+    assert find(status["conditions"], "Stalled") is None
+    ready = find(status["conditions"], "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("True", "Succeeded")
+    assert ready["message"] == (
+        "the problem is fixed; the last run of this generation (finished 2026-11-22T12:00:00Z) "
+        "succeeded"
+    )
+
+
+def test_a_cleared_stall_waits_for_a_run_when_the_generation_never_ran_or_failed() -> None:
+    for status in (
+        stall_cleared_after(result(True), ran=2, generation=3),  # fixed by a new spec
+        stall_cleared_after(result(False), ran=3, generation=3),  # its last run failed
+    ):
+        ready = find(status["conditions"], "Ready")
+        assert ready is not None
+        assert (ready["status"], ready["reason"]) == ("False", "Waiting")
+    # A history entry without a generation (written by 0.1.0) or with a hostile one proves
+    # nothing about which spec ran.
+    for ran in (None, True, "3"):
+        status = stall_cleared_after(result(True), ran=3, generation=3)
+        status["history"][0]["generation"] = ran
+        status["conditions"] = st.stalled(
+            status, reason="InvalidSpec", message="x", generation=3, now=NOW
+        )["conditions"]
+        patch = st.cleared_stall(status, generation=3, now=NOW)
+        assert find(patch["conditions"], "Ready")["reason"] == "Waiting"  # type: ignore[index]

@@ -140,7 +140,8 @@ def test_item_values_decode_exactly_as_the_standard_library_reads_them(
     if value == "nan":
         assert decoded != decoded
     else:
-        assert decoded == value and type(decoded) is type(value)
+        assert decoded == value
+        assert type(decoded) is type(value)
 
 
 def test_a_body_that_is_not_json_is_refused_by_size_alone() -> None:
