@@ -258,42 +258,12 @@ def awaiting_first_run(
 
 
 def cleared_stall(status: Status, *, generation: int | None, now: datetime) -> Status:
-    """The stalling problem is gone but no run is due yet: drop Stalled, say what happens next.
-
-    When the last run used this very generation and succeeded (an older operator refused
-    fields this one knows, say), that verdict stands again: Ready=True until the next run.
-    Otherwise Ready=False (Waiting) until the next run ends.
-    """
+    """The stalling problem is gone but no run is due yet: drop Stalled, say what happens next."""
     conditions = cond.remove_condition(_conditions(status), cond.STALLED)
     ready = cond.find(conditions, cond.READY)
-    if ready is None or ready.get("reason") not in reasons.STALL_REASONS:
-        return {"conditions": conditions}
-    last = _last_run(status)
-    ran = last.get("generation")
-    if (
-        generation is not None
-        and type(ran) is int  # not a bool, not a string: status is anyone's input
-        and ran == generation
-        and last.get("result") == RunState.SUCCEEDED.value
-    ):
-        finished_at = last.get("finishedAt")
-        when = f" (finished {finished_at})" if isinstance(finished_at, str) else ""
-        conditions = cond.set_condition(
-            conditions, type=cond.READY, status=True, reason=reasons.SUCCEEDED,
-            message=f"the problem is fixed; the last run of this generation{when} succeeded",
-            generation=generation, now=now,
-        )  # fmt: skip
-    else:
+    if ready is not None and ready.get("reason") in reasons.STALL_REASONS:
         conditions = cond.set_condition(
             conditions, type=cond.READY, status=False, reason=reasons.WAITING,
             message="the problem is fixed; waiting for the next run", generation=generation, now=now,
         )  # fmt: skip
     return {"conditions": conditions}
-
-
-def _last_run(status: Status) -> dict[str, Any]:
-    """history[0] when it is an entry (status is anyone's input), else {}."""
-    found = status.get("history")
-    if isinstance(found, list) and found and isinstance(found[0], dict):
-        return found[0]
-    return {}
