@@ -149,7 +149,10 @@ class ScopeMerge:
         raises from the next call, `flush`, or any method below. Counts accumulate in
         `self.counts` as statements finish.
         """
-        staged = stage_page(self._spec, items)
+        await self.merge_staged(stage_page(self._spec, items))
+
+    async def merge_staged(self, staged: StagedPage) -> None:
+        """`merge_page` for a page already staged (by `stage_page` with this merge's spec)."""
         self._count_rejected(staged)
         while self._in_flight and (
             len(self._in_flight) >= self.pages_in_flight or self._in_flight[0].done()

@@ -25,7 +25,7 @@ from inventory_sync.syncing.incremental import (
     outcome_counts,
     plan_walk,
 )
-from inventory_sync.upstream import GreenLakeClient, Resource
+from inventory_sync.upstream import GreenLakeClient, Prepare, Resource
 
 #: Missing ids confirmed by id at most cost this share of the walk's requests (50 ids each).
 BY_ID_SHARE = 0.1
@@ -76,8 +76,10 @@ async def _incremental(sync: _Sync, plan: WalkPlan) -> WalkPlan | None:
     outcome = sync.outcome
     outcome.mode, outcome.mode_reason = "incremental", plan.reason
     watch = HighWater()
-    pages = sync.client.pages(sync.resource, filter=changed_since_filter(plan.since))
-    await _stream(sync, watch.watch(pages), judge_deletions=False)
+    pages = sync.client.pages(
+        sync.resource, filter=changed_since_filter(plan.since), prepare=_staging(sync, watch)
+    )
+    await _stream(sync, pages, judge_deletions=False)
     # Deletions leave no trace in a changes-only list: the count tells whether any happened.
     upstream = await sync.client.count(sync.resource)
     stored = await scopes.live_count(sync.ctx.pool, sync.spec, sync.workspace_id)
@@ -110,7 +112,9 @@ async def _full(sync: _Sync, plan: WalkPlan) -> None:
         return await _confirm_absent(sync, missing, watch=watch, walk_total=max(totals, default=0))
 
     async def observed() -> Any:
-        async with aclosing(watch.watch(sync.client.pages(sync.resource))) as pages:
+        async with aclosing(
+            sync.client.pages(sync.resource, prepare=_staging(sync, watch))
+        ) as pages:
             async for page in pages:
                 if page.total is not None:
                     totals.append(page.total)
@@ -130,6 +134,11 @@ async def _full(sync: _Sync, plan: WalkPlan) -> None:
             at=sync.ctx.now,
             high_water_mark=watch.mark,
         )
+
+
+def _staging(sync: _Sync, watch: HighWater) -> Prepare:
+    """Pages staged where they are fetched, their `updatedAt` seen by `watch` first."""
+    return streaming.staging_where_fetched(sync.spec, observe=watch.observe)
 
 
 async def _stream(

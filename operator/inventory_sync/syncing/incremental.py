@@ -6,7 +6,6 @@ The correctness argument is in docs/sync-engine.md ("Incremental sync").
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -62,7 +61,7 @@ def format_timestamp(moment: datetime) -> str:
 
 
 class HighWater:
-    """Watches a walk's pages for the newest `updatedAt`, capped by the server's clock when the
+    """Observes a walk's pages (as each is fetched) for the newest `updatedAt`, capped by the server's clock when the
     walk began (the first page's `Date`), so a future-stamped item cannot push the mark past
     changes still to come."""
 
@@ -70,15 +69,6 @@ class HighWater:
         self._newest: datetime | None = None
         self._newest_text = ""
         self._server_start: datetime | None = None
-
-    async def watch(self, pages: AsyncGenerator[Page, None]) -> AsyncGenerator[Page, None]:
-        """`pages`, unchanged, observed on the way through."""
-        try:
-            async for page in pages:
-                self.observe(page)
-                yield page
-        finally:
-            await pages.aclose()
 
     def observe(self, page: Page) -> None:
         if self._server_start is None and page.server_date is not None:

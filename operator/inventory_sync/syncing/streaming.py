@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from datetime import datetime
@@ -12,8 +13,10 @@ import asyncpg
 from inventory_sync.results import SourceOutcome
 from inventory_sync.store.changes import Provenance
 from inventory_sync.store.merging import ScopeMerge, WalkShape
+from inventory_sync.store.staging import StagedPage, stage_page
 from inventory_sync.store.tables import TableSpec
 from inventory_sync.syncing.progress import ProgressListener
+from inventory_sync.upstream import Page, Prepare
 
 #: Re-asks the upstream about ids the walk missed; returns the items that still exist.
 Confirm = Callable[[Sequence[str]], Awaitable[list[dict[str, Any]]]]
@@ -64,12 +67,13 @@ async def stream_into_scope(
     try:
         async with aclosing(pages) as walk, merge:
             async for page in walk:
-                outcome.fetched += len(page.items)
+                staged = _staged(page, spec)
+                outcome.fetched += staged.delivered + staged.rejected
                 if page.total is not None:
                     totals.add(page.total)
                 # Returns once the previous page is merged: this one merges while the next
                 # page is fetched, so counts lag one page until the flush below.
-                await merge.merge_page(page.items)
+                await merge.merge_staged(staged)
                 _copy_merge_counts(merge, outcome)
                 progress.page_merged(outcome, total=max(totals) if totals else None)
             await merge.flush()
@@ -81,6 +85,32 @@ async def stream_into_scope(
         # Copied after the merge has exited: a failed or cancelled walk's last page
         # statements have settled by then, and their rows are counted.
         _copy_merge_counts(merge, outcome)
+
+
+def staging_where_fetched(
+    spec: TableSpec, *, observe: Callable[[Page], None] | None = None
+) -> Prepare:
+    """A `Prepare` (pass it to a client's `pages`) that stages each page for `spec` in the
+    task that fetched it; `observe` sees the items first (e.g. a high-water mark).
+
+    A page waiting in the walk's queue then holds JSON text and hashes, not 2,000 decoded
+    dicts: a full garbage collection scanned up to 16 such pages and paused the event loop
+    (every source's) for up to 355 ms; the dicts now die young, where they were decoded.
+    """
+
+    def prepare(page: Page) -> Page:
+        if observe is not None:
+            observe(page)
+        return dataclasses.replace(page, items=[], prepared=stage_page(spec, page.items))
+
+    return prepare
+
+
+def _staged(page: Paged, spec: TableSpec) -> StagedPage:
+    prepared = getattr(page, "prepared", None)
+    if isinstance(prepared, StagedPage):
+        return prepared
+    return stage_page(spec, page.items)
 
 
 async def _delete_what_vanished(

@@ -23,6 +23,7 @@ from inventory_sync.upstream.httpclient import (
 from inventory_sync.upstream.paging import (
     NextMarker,
     Page,
+    Prepare,
     decode_central_page,
     decode_json,
     decode_offset_page,
@@ -67,6 +68,7 @@ __all__ = [
     "NextMarker",
     "OnRotate",
     "Page",
+    "Prepare",
     "RateLimiter",
     "RateLimiterRegistry",
     "RefreshTokenProvider",

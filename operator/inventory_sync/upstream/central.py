@@ -12,7 +12,13 @@ from typing import Literal
 import httpx
 
 from inventory_sync.errors import UpstreamProtocolError
-from inventory_sync.upstream.paging import NextMarker, Page, decode_central_page, require_whole
+from inventory_sync.upstream.paging import (
+    NextMarker,
+    Page,
+    Prepare,
+    decode_central_page,
+    require_whole,
+)
 from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
 from inventory_sync.upstream.requesting import Requester
 from inventory_sync.upstream.retrying import RequestStats, RetryPolicy, Sleep, safe_url
@@ -104,12 +110,18 @@ class CentralClient:
             period=self._limits.period_seconds,
         )
 
-    async def pages(self) -> AsyncGenerator[Page, None]:
-        """Every page, page 1 first, the others as they arrive (maybe out of order).
+    async def pages(self, *, prepare: Prepare | None = None) -> AsyncGenerator[Page, None]:
+        """Every page, page 1 first, the others as they arrive (maybe out of order), each
+        passed through `prepare` by the task that fetched it.
 
         Close the iterator (`contextlib.aclosing`) if you stop early.
         """
+
+        def prepared(page: Page) -> Page:
+            return page if prepare is None else prepare(page)
+
         first, marker = await self._fetch(1, number=0, numbered=None)
+        first = prepared(first)
         if marker is None:
             yield first
             return
@@ -118,7 +130,7 @@ class CentralClient:
 
             async def fetch(offset: int) -> Page:
                 page, _ = await self._fetch(offset // size + 1, number=offset // size)
-                return page
+                return prepared(page)
 
             walk = walk_concurrently(
                 fetch,
@@ -135,7 +147,7 @@ class CentralClient:
         yield first
         async with aclosing(self._follow_cursors(marker)) as followed:
             async for page in followed:
-                yield page
+                yield prepared(page)
 
     async def _follow_cursors(self, marker: NextMarker) -> AsyncGenerator[Page, None]:
         """Tolerated: a server whose `next` is not the following page number is followed one

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import httpx
 
 from inventory_sync.errors import UpstreamProtocolError
-from inventory_sync.upstream.paging import Page, chunked, decode_offset_page
+from inventory_sync.upstream.paging import Page, Prepare, chunked, decode_offset_page
 from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
 from inventory_sync.upstream.requesting import Requester
 from inventory_sync.upstream.retrying import RequestStats, RetryPolicy, Sleep, safe_url
@@ -102,18 +102,25 @@ class GreenLakeClient:
         )
 
     async def pages(
-        self, resource: Resource, *, filter: str | None = None, sort: str | None = None
+        self,
+        resource: Resource,
+        *,
+        filter: str | None = None,
+        sort: str | None = None,
+        prepare: Prepare | None = None,
     ) -> AsyncGenerator[Page, None]:
         """Every page of `resource`, each yielded as soon as it arrives (maybe out of order).
 
         The first page (offset 0) tells `total`; the remaining offsets are then fetched by
-        up to `max_concurrent_pages` fetchers (see `walking.walk_concurrently`). Close the
-        iterator (`contextlib.aclosing`) if you stop early.
+        up to `max_concurrent_pages` fetchers (see `walking.walk_concurrently`), each page
+        passed through `prepare` by its fetcher. Close the iterator (`contextlib.aclosing`)
+        if you stop early.
         """
         size = self.page_size(resource)
 
         async def fetch(offset: int) -> Page:
-            return await self._fetch(resource, offset=offset, size=size, filter=filter, sort=sort)
+            page = await self._fetch(resource, offset=offset, size=size, filter=filter, sort=sort)
+            return page if prepare is None else prepare(page)
 
         first = await fetch(0)
         walk = walk_concurrently(

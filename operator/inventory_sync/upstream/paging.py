@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,15 @@ class Page:
     #: The server's clock when it answered (its `Date` header), if it said: the time base for
     #: high-water marks that must not depend on our own clock.
     server_date: datetime | None = None
+    #: What the caller's `Prepare` made of the items where the page was decoded (opaque here);
+    #: `items` is then empty.
+    prepared: object | None = None
+
+
+#: Applied to each page in the task that fetched it, before the page waits for its consumer:
+#: e.g. encoding the items for the store, so that a queued page holds a few strings instead
+#: of thousands of dicts (the garbage collector scans every live dict on a full collection).
+Prepare = Callable[[Page], Page]
 
 
 def server_date(response: httpx.Response) -> datetime | None:

@@ -201,3 +201,21 @@ async def test_no_secret_token_or_query_string_in_any_error_message(
     for forbidden in (server.secret, "token-1", "token-2", "Bearer", "limit=", "?"):
         assert forbidden not in message
     assert "https://central.example.test/network-monitoring/v1/device-inventory" in message
+
+
+async def test_prepare_sees_every_page_of_a_page_number_walk(
+    server: Any, make_central: Any
+) -> None:
+    server.central = server.items(25, prefix="ap")
+    client = make_central(page_size=10)
+    seen: list[int] = []
+
+    def prepare(page: Page) -> Page:
+        seen.append(len(page.items))
+        return Page(items=[], total=page.total, number=page.number, prepared=len(page.items))
+
+    pages = [page async for page in client.pages(prepare=prepare)]
+
+    assert sorted(seen) == [5, 10, 10]
+    assert sorted(p.prepared for p in pages) == [5, 10, 10]  # type: ignore[type-var]
+    assert all(p.items == [] for p in pages)

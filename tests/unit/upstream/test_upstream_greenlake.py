@@ -277,3 +277,28 @@ async def test_two_clients_on_one_workspace_share_the_budget(
     assert times[-1] - times[0] >= 120  # eight requests at three a minute
     assert other.limiter("devices") is not first.limiter("devices")
     assert first.stats.rate_limit_wait_seconds + second.stats.rate_limit_wait_seconds > 0
+
+
+async def test_prepare_runs_in_the_task_that_fetched_each_page(
+    server: Any, make_greenlake: Any
+) -> None:
+    """So a page waiting for its consumer is already in its prepared (compact) form."""
+    server.devices = server.items(45)
+    client = make_greenlake(page_size=10, max_concurrent_pages=3)
+    fetched_by: list[str] = []
+
+    def prepare(page: Page) -> Page:
+        task = asyncio.current_task()
+        fetched_by.append(task.get_name() if task is not None else "")
+        return Page(items=[], total=page.total, number=page.number, prepared=len(page.items))
+
+    pages = await walk(client, prepare=prepare)
+
+    assert sorted(p.number for p in pages) == list(range(5))
+    assert all(p.items == [] for p in pages)
+    assert sum(p.prepared for p in pages) == 45  # type: ignore[misc]
+    # Page 1 by the walk itself, every later page by a fetcher, never by the consumer.
+    me = asyncio.current_task()
+    assert me is not None
+    assert me.get_name() not in fetched_by[1:]
+    assert all("page fetcher" in name for name in fetched_by[1:])
