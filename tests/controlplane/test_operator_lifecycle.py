@@ -258,8 +258,13 @@ async def test_a_status_lost_with_its_operator_is_restated_by_the_next_one_witho
         assert body["status"]["history"][0]["trigger"] == "startup"
         runs = await all_runs(database_url, uid)
         assert [(r["claim_key"], r["state"]) for r in runs] == [("startup", "Succeeded")]
-        events = await admin.get(f"/api/v1/namespaces/{test_namespace}/events") or {}
-        assert any(e["reason"] == "StatusRestated" for e in events.get("items", []))
+
+        async def restated() -> bool:
+            # Posted after the status patch it reports on: wait for it, do not race it.
+            events = await admin.get(f"/api/v1/namespaces/{test_namespace}/events") or {}
+            return any(e.get("reason") == "StatusRestated" for e in events.get("items", []))
+
+        await eventually(restated, within=15, what="a StatusRestated Event")
     finally:
         second.stop()
         first.stop()
