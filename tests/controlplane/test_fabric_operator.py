@@ -52,6 +52,7 @@ async def test_a_misspelt_kind_stalls_naming_the_field_and_nothing_runs(
     assert (
         found["message"]
         == f"spec.kinds[1].kind: {WIRING} serves no kind Swich; did you mean Switch?"
+        " (the next run checks again)"
     )
     ready_condition = condition(await admin.get(path(namespace, "fabrics", "typo")), "Ready")
     assert ready_condition is not None

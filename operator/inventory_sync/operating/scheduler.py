@@ -368,11 +368,12 @@ def _replaces(spec: AnySpec) -> bool:
 
 
 def _stalled_on_spec(conditions: Any) -> bool:
-    """Stalled=True for a spec the operator refused. Parsing is the check for that one only;
-    a missing Secret or a denied verb stays Stalled until a run gets past it."""
+    """Stalled=True for a spec the operator refused to parse. Parsing is the check for that one
+    only; a missing Secret, a denied verb or a spec problem a run found (a Fabric kind its API
+    server does not serve) stays Stalled until a run gets past it."""
     return isinstance(conditions, list) and any(
         isinstance(c, dict) and c.get("type") == "Stalled" and c.get("status") == "True"
-        and c.get("reason") == reasons.INVALID_SPEC
+        and c.get("reason") == reasons.INVALID_SPEC and not st.is_rechecked_by_run(c)
         for c in conditions
     )  # fmt: skip
 

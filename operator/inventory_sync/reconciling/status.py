@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -255,6 +256,21 @@ def awaiting_first_run(
         generation=generation, now=now,
     )  # fmt: skip
     return {"conditions": conditions}
+
+
+#: Ends the message of a permanent problem a run found after the spec parsed (a Fabric kind its
+#: API server does not serve, a refused kubeconfig or endpoint). The spec parsing again says
+#: nothing about those, so the scheduler leaves such a stall to the next run.
+RECHECKED_BY_RUN = " (the next run checks again)"
+
+
+def rechecked_by_run(message: str) -> str:
+    return message + RECHECKED_BY_RUN
+
+
+def is_rechecked_by_run(condition: Mapping[str, Any]) -> bool:
+    message = condition.get("message")
+    return isinstance(message, str) and message.endswith(RECHECKED_BY_RUN)
 
 
 def cleared_stall(status: Status, *, generation: int | None, now: datetime) -> Status:

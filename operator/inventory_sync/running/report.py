@@ -129,6 +129,8 @@ async def problem(run: Run, error: BaseException) -> RunEnd:
     if not isinstance(error, InventorySyncError):
         logger.error("%s: internal error", _name(run), exc_info=error)
         message = f"internal error ({type(error).__name__}); the operator log has the details"
+    elif permanent and run.spec is not None:  # a run got past parsing: only a run can clear it
+        message = st.rechecked_by_run(public_message(error, limit=1024 - len(st.RECHECKED_BY_RUN)))
     await _takeovers(run)
     if run.run_id is not None:
         await _best_effort(

@@ -294,3 +294,36 @@ async def test_a_failed_run_is_not_ready_and_retried_with_backoff(
     assert status["consecutiveFailures"] == 1
     assert status["nextSyncTime"] == "2026-11-22T12:00:30Z"  # 30 s backoff after the end
     assert "SyncFailed" in api.reasons()
+
+
+async def test_a_spec_problem_a_run_found_stays_stalled_until_a_run_gets_past_it(
+    api: FakeApi, replica: Replica
+) -> None:
+    """A Fabric kind its API server does not serve is a spec problem only a run can find: the
+    spec still parses between runs, which says nothing about the kind (a manual run found it
+    and the next run is due later). Only parse failures clear on parsing."""
+    from inventory_sync.errors import SpecError
+    from inventory_sync.reconciling.due import REQUESTED_AT
+
+    async def unserved_kind(run: Any) -> Any:
+        raise SpecError("spec.kinds[0].kind: SwitchProfile is not served by the fabric")
+
+    replica.runner.deps.executor = unserved_kind
+    synced = {"lastSyncTime": "2026-11-22T11:59:00Z", "observedGeneration": 1}
+    api.add(schedule_body(status=synced, annotations={REQUESTED_AT: "now-please"}))
+    replica.observe(api.body("inventory"))
+
+    await replica.step()
+    stalled = condition(api.status("inventory"), "Stalled")
+    assert stalled is not None
+    assert stalled["reason"] == "InvalidSpec"
+    assert api.status("inventory")["lastHandledReconcileAt"] == "now-please"
+
+    for _ in range(3):  # past the recheck backoff, the next run still 10 minutes away
+        replica.clock.advance(timedelta(minutes=1))
+        replica.observe(api.body("inventory"))
+        await replica.step()
+
+    status = api.status("inventory")
+    assert condition(status, "Stalled") == stalled  # not declared fixed by a parse
+    assert condition(status, "Ready")["reason"] == "InvalidSpec"  # type: ignore[index]
