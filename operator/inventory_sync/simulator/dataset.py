@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 import string
 import uuid
@@ -102,7 +103,12 @@ class Randomness(Protocol):
     def choice(self, values: Sequence[Any]) -> Any: ...
 
     def choices(
-        self, population: Sequence[Any], weights: Sequence[float] | None = None, *, k: int = 1
+        self,
+        population: Sequence[Any],
+        weights: Sequence[float] | None = None,
+        *,
+        cum_weights: Sequence[float] | None = None,
+        k: int = 1,
     ) -> list[Any]: ...
 
 
@@ -140,11 +146,10 @@ class ItemFactory:
         octets = [0x20, 0x4C, 0x03] + [self.rng.randrange(256) for _ in range(3)]
         return ":".join(f"{o:02X}" for o in octets)
 
-    def weighted(self, choices: Sequence[tuple[str, int]]) -> str:
+    def weighted(self, choices: tuple[tuple[str, int], ...]) -> str:
         """One value of a (value, weight) table."""
-        values = [value for value, _ in choices]
-        weights = [weight for _, weight in choices]
-        value: str = self.rng.choices(values, weights=weights)[0]
+        values, cumulative = _weighted_table(choices)
+        value: str = self.rng.choices(values, cum_weights=cumulative)[0]
         return value
 
     def hardware(self, *, central_only: bool = False) -> catalog.Hardware:
@@ -179,7 +184,7 @@ class ItemFactory:
         location: JsonObject | None = None
         if rng.random() < 0.7:
             # Locations are shared between devices: a small pool per site.
-            loc_id = str(uuid.UUID(int=hash_int(self.workspace_id, rng.randrange(40)), version=4))
+            loc_id = _location_id(self.workspace_id, rng.randrange(40))
             location = {"id": loc_id, "resourceUri": f"/locations/v1/locations/{loc_id}"}
         tags: dict[str, str] = {}
         if rng.random() < 0.4:
@@ -330,6 +335,16 @@ class ItemFactory:
             item["configLastModifiedAt"] = None
             item["isProvisioned"] = "NO"
         return item
+
+
+@functools.lru_cache(maxsize=64)  # the catalog's tables: values and weights summed once
+def _weighted_table(choices: tuple[tuple[str, int], ...]) -> tuple[list[str], list[int]]:
+    return [value for value, _ in choices], list(itertools.accumulate(w for _, w in choices))
+
+
+@functools.lru_cache(maxsize=4096)  # 40 per workspace
+def _location_id(workspace_id: str, site: int) -> str:
+    return str(uuid.UUID(int=hash_int(workspace_id, site), version=4))
 
 
 @functools.lru_cache(maxsize=4096)  # few distinct arguments (sites, groups), seeding is costly

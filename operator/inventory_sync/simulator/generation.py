@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import random
 import threading
 import uuid
@@ -34,8 +35,24 @@ _RECENT_MS = 7 * 86_400_000
 MEMO_ITEMS = 32_768
 
 
-def _hardware_for(rng: random.Random, pool: tuple[catalog.Hardware, ...]) -> catalog.Hardware:
-    return rng.choices(pool, weights=[h.weight for h in pool])[0]
+@dataclass(frozen=True)
+class _Pool:
+    """Hardware to draw from by weight, the weights summed once (not per device)."""
+
+    hardware: tuple[catalog.Hardware, ...]
+    cumulative: tuple[int, ...]
+
+    @classmethod
+    def of(cls, hardware: tuple[catalog.Hardware, ...]) -> _Pool:
+        return cls(hardware, tuple(itertools.accumulate(h.weight for h in hardware)))
+
+    def draw(self, rng: random.Random) -> catalog.Hardware:
+        # The same draw as `choices(weights=...)`: it sums the weights into these first.
+        return rng.choices(self.hardware, cum_weights=self.cumulative)[0]
+
+
+_ANY = _Pool.of(catalog.HARDWARE)
+_CENTRAL_CAPABLE = _Pool.of(_CAPABLE)
 
 
 @dataclass(frozen=True)
@@ -45,7 +62,7 @@ class _Allocation:
     start: int
     end: int
     index: int
-    pool: tuple[catalog.Hardware, ...]
+    pool: _Pool
 
 
 class WorkspaceData:
@@ -75,7 +92,7 @@ class WorkspaceData:
         # Links to plans serving no Central hardware take the top known ranks: their devices
         # can never be Central twins.
         self._plain = sum(
-            a.end - a.start for a in self._allocations if a.pool[0].central_type is None
+            a.end - a.start for a in self._allocations if a.pool.hardware[0].central_type is None
         )
         eligible = self.n - self._plain
         self.overlap = min(size.central_overlap, eligible, self.m)
@@ -116,7 +133,7 @@ class WorkspaceData:
         allocations, rank = [], size.unknown_subscription_links
         link_counts = [0] * len(plans)
         for j, count in zip(started, counts, strict=True):
-            pool = tuple(h for h in catalog.HARDWARE if h.glp_type in plans[j].serves)
+            pool = _Pool.of(tuple(h for h in catalog.HARDWARE if h.glp_type in plans[j].serves))
             allocations.append(_Allocation(rank, rank + count, j, pool))
             link_counts[j] = count
             rank += count
@@ -187,10 +204,8 @@ class WorkspaceData:
         return self._links.inverse(rank)
 
     def mac(self, index: int) -> str:
-        draws = Draws(self._key + b"/mac", index)
-        return ":".join(
-            f"{o:02X}" for o in (0x20, 0x4C, 0x03, *(draws.below(256) for _ in range(3)))
-        )
+        a, b, c = Draws(self._key + b"/mac", index).bytes(3)
+        return f"20:4C:03:{a:02X}:{b:02X}:{c:02X}"
 
     def _rng(self, salt: int, index: int) -> random.Random:
         # random.Random draws in C: several times faster per item than Draws' big integers.
@@ -198,11 +213,13 @@ class WorkspaceData:
 
     def glp_hardware(self, i: int) -> catalog.Hardware:
         rank = self._links(i)
-        allocation = self._allocation(rank)
+        return self._hardware(i, rank, self._allocation(rank))
+
+    def _hardware(self, i: int, rank: int, allocation: _Allocation | None) -> catalog.Hardware:
         rng = self._rng(1, i)
         if allocation is not None:
-            return _hardware_for(rng, allocation.pool)
-        return _hardware_for(rng, _CAPABLE if self.is_twin(i) else catalog.HARDWARE)
+            return allocation.pool.draw(rng)
+        return (_CENTRAL_CAPABLE if self.is_twin(i) else _ANY).draw(rng)
 
     def _allocation(self, rank: int) -> _Allocation | None:
         # Allocations are contiguous and in rank order: the last one starting at or before
@@ -225,7 +242,7 @@ class WorkspaceData:
     def _build_glp_device(self, i: int) -> JsonObject:
         rank = self._links(i)
         allocation = self._allocation(rank)
-        hardware = self.glp_hardware(i)
+        hardware = self._hardware(i, rank, allocation)
         linked = rank < self._linked
         subscription = None
         if allocation is not None:
@@ -276,7 +293,7 @@ class WorkspaceData:
             hardware = self.glp_hardware(twin)
             serial, mac = self.serials.encode(twin), self.mac(twin)
         else:
-            hardware = _hardware_for(draws, _CAPABLE)
+            hardware = _CENTRAL_CAPABLE.draw(draws)
             serial, mac = self.serials.encode(self.n + k), self.mac(self.n + k)
         assert hardware.central_type is not None  # twins and Central-only draw capable hardware
         onboarded = self._not_onboarded(k) >= self.config.dataset.central_not_onboarded

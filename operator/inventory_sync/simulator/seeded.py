@@ -70,12 +70,28 @@ class Draws:
         return self.bits(count)
 
     def choices(
-        self, population: Sequence[_T], weights: Sequence[float] | None = None, *, k: int = 1
+        self,
+        population: Sequence[_T],
+        weights: Sequence[float] | None = None,
+        *,
+        cum_weights: Sequence[float] | None = None,
+        k: int = 1,
     ) -> list[_T]:
-        if weights is None:
+        if weights is None and cum_weights is None:
             return [population[self.below(len(population))] for _ in range(k)]
-        bounds = list(accumulate(weights))
+        bounds = list(accumulate(weights)) if weights is not None else list(cum_weights or ())
         return [population[bisect.bisect_right(bounds, self.unit() * bounds[-1])] for _ in range(k)]
+
+    def bytes(self, count: int) -> list[int]:
+        """`below(256)`, `count` times, by shifts instead of divisions (the same values)."""
+        out = []
+        for _ in range(count):
+            if self._bits < (1 << 64):
+                out.append(self.below(256))
+                continue
+            out.append(self._bits & 0xFF)
+            self._bits >>= 8
+        return out
 
     def bits(self, count: int) -> int:
         """`count` random bits (at most 64 at a time are taken from the stream)."""
