@@ -8,6 +8,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -466,6 +467,49 @@ async def test_requests_beyond_the_concurrency_cap_get_429_and_the_peak_is_recor
     assert sorted(r.status_code for r in answers) == [200, 200, 429, 429]
     assert stats["max_concurrency"]["demo-client"] == 3  # refused attempts count too
     assert stats["requests"][f"GET {DEVICES}"] == {"200": 2, "429": 2}
+
+
+async def test_a_page_being_built_does_not_hold_up_the_next_requests_admission(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Latency counts from admission, so a request must be admitted when it arrives, not once
+    the page before it is built (a real upstream does not queue callers behind its own CPU
+    work). The first page's build here waits until the second request has been admitted:
+    built on the event loop, it would wait in vain."""
+    with start_in_thread(config()) as sim:
+        workspace = sim.state.workspace(sim.state.config.workspaces[0].workspace_id)
+        devices = workspace.glp_list()
+        admitted: list[object] = []
+        second_admitted = threading.Event()
+        hit = sim.state.limiter.hit
+
+        def counting_hit(key: Any, *args: Any, **kwargs: Any) -> Any:
+            if key[1] == "glp_devices":
+                admitted.append(key)
+                if len(admitted) == 2:
+                    second_admitted.set()
+            return hit(key, *args, **kwargs)
+
+        built_after_it: list[bool] = []
+        build = devices.slice
+
+        def slice_once_the_second_is_in(start: int, stop: int) -> Any:
+            if not built_after_it:
+                built_after_it.append(second_admitted.wait(5))
+            return build(start, stop)
+
+        monkeypatch.setattr(sim.state.limiter, "hit", counting_hit)
+        monkeypatch.setattr(devices, "slice", slice_once_the_second_is_in)
+        async with httpx.AsyncClient(base_url=sim.url, timeout=30) as http:
+            client_id, secret = sim.state.credentials()
+            grant = {"grant_type": "client_credentials"}
+            access = (await http.post(sim.token_url, data=grant, auth=(client_id, secret))).json()
+            headers = {"Authorization": f"Bearer {access['access_token']}"}
+            answers = await asyncio.gather(
+                *(http.get(DEVICES, headers=headers, params={"limit": 5}) for _ in range(2))
+            )
+    assert [r.status_code for r in answers] == [200, 200]
+    assert built_after_it == [True]
 
 
 # -- faults --------------------------------------------------------------------------------

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from inventory_sync.simulator import admin, auth, central, classic, dialects, glp
+from inventory_sync.simulator.admission import BUILDER_KEY
 from inventory_sync.simulator.faults import Classifier, Dropped, fault_middleware
 from inventory_sync.simulator.responses import ApiError, error_body, json_response
 from inventory_sync.simulator.state import STATE_KEY, SimulatorState
@@ -95,6 +97,13 @@ def build_app(state: SimulatorState) -> web.Application:
         ]
     )
     app[STATE_KEY] = state
+    builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulator-pages")
+    app[BUILDER_KEY] = builder
+
+    async def stop_builder(_: web.Application) -> None:
+        builder.shutdown(wait=False, cancel_futures=True)
+
+    app.on_cleanup.append(stop_builder)
     auth.add_routes(app)
     glp.add_routes(app)
     central.add_routes(app)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from inventory_sync.simulator.admission import admit, reply
+from inventory_sync.simulator.admission import admit, built, reply
 from inventory_sync.simulator.dataset import (
     CENTRAL_INVENTORY_FIELDS,
     CENTRAL_MONITORING_FIELDS,
@@ -54,14 +54,16 @@ async def _list(request: web.Request, *, onboarded_only: bool) -> web.Response:
         fields = CENTRAL_MONITORING_FIELDS if onboarded_only else CENTRAL_INVENTORY_FIELDS
         start = (page_number - 1) * limit
         workspace = admission.workspace
-        with workspace.lock:
-            keep = _keep(request, onboarded_only=onboarded_only)
-            items = select_rows(request, workspace.central_list(), fields, keep=keep)
-            total = len(items)
-            if isinstance(items, list):
-                sliced = items[start : start + limit]
-            else:
-                sliced = items.slice(start, start + limit)
+        keep = _keep(request, onboarded_only=onboarded_only)
+
+        def build() -> tuple[list[JsonObject], int]:
+            with workspace.lock:
+                items = select_rows(request, workspace.central_list(), fields, keep=keep)
+                if isinstance(items, list):
+                    return items[start : start + limit], len(items)
+                return items.slice(start, start + limit), len(items)
+
+        sliced, total = await built(admission, build)
         # Each endpoint answers its own view of the stored device (see dataset.py).
         view = [{k: v for k, v in item.items() if k in fields} for item in sliced]
         page = project(request, view, fields)

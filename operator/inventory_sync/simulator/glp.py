@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from inventory_sync.simulator.admission import admit, reply
+from inventory_sync.simulator.admission import admit, built, reply
 from inventory_sync.simulator.dataset import GLP_DEVICE_FIELDS, SUBSCRIPTION_FIELDS, JsonObject
 from inventory_sync.simulator.pagesizes import PageLimit
 from inventory_sync.simulator.querying import Rows, project, select_rows
@@ -34,10 +34,14 @@ async def list_devices(request: web.Request) -> web.Response:
     """GET /devices/v1/devices?limit=&offset=&filter=&sort=&select=."""
     async with admit(request, "glp_devices") as admission:
         workspace = admission.workspace
-        with workspace.lock:
-            items = select_rows(request, workspace.glp_list(), GLP_DEVICE_FIELDS)
-            bounds = admission.state.config.page_sizes.glp_devices
-            body = _page(request, items, bounds, GLP_DEVICE_FIELDS)
+        bounds = admission.state.config.page_sizes.glp_devices
+
+        def build() -> JsonObject:
+            with workspace.lock:
+                items = select_rows(request, workspace.glp_list(), GLP_DEVICE_FIELDS)
+                return _page(request, items, bounds, GLP_DEVICE_FIELDS)
+
+        body = await built(admission, build)
         mutations = admission.state.config.page_mutations
         if mutations:
             # Others change the inventory while this client pages: the next offset is stale.
