@@ -12,6 +12,7 @@ from typing import Literal
 import httpx
 
 from inventory_sync.errors import UpstreamProtocolError
+from inventory_sync.upstream.offloading import Offload, WalkThread
 from inventory_sync.upstream.paging import (
     NextMarker,
     Page,
@@ -112,16 +113,21 @@ class CentralClient:
 
     async def pages(self, *, prepare: Prepare | None = None) -> AsyncGenerator[Page, None]:
         """Every page, page 1 first, the others as they arrive (maybe out of order), each
-        passed through `prepare` by the task that fetched it.
+        decoded and passed through `prepare` in the walk's own thread, off the event loop
+        (see `offloading`).
 
         Close the iterator (`contextlib.aclosing`) if you stop early.
         """
+        thread = WalkThread("central")
+        try:
+            async with aclosing(self._walk(_PageWork(prepare, thread))) as pages:
+                async for page in pages:
+                    yield page
+        finally:
+            thread.close()
 
-        def prepared(page: Page) -> Page:
-            return page if prepare is None else prepare(page)
-
-        first, marker = await self._fetch(1, number=0, numbered=None)
-        first = prepared(first)
+    async def _walk(self, work: _PageWork) -> AsyncGenerator[Page, None]:
+        first, marker = await self._fetch(1, number=0, numbered=None, work=work)
         if marker is None:
             yield first
             return
@@ -129,8 +135,8 @@ class CentralClient:
             size = self._page_size
 
             async def fetch(offset: int) -> Page:
-                page, _ = await self._fetch(offset // size + 1, number=offset // size)
-                return prepared(page)
+                page, _ = await self._fetch(offset // size + 1, number=offset // size, work=work)
+                return page
 
             walk = walk_concurrently(
                 fetch,
@@ -145,11 +151,13 @@ class CentralClient:
                     yield page
             return
         yield first
-        async with aclosing(self._follow_cursors(marker)) as followed:
+        async with aclosing(self._follow_cursors(marker, work)) as followed:
             async for page in followed:
-                yield prepared(page)
+                yield page
 
-    async def _follow_cursors(self, marker: NextMarker) -> AsyncGenerator[Page, None]:
+    async def _follow_cursors(
+        self, marker: NextMarker, work: _PageWork
+    ) -> AsyncGenerator[Page, None]:
         """Tolerated: a server whose `next` is not the following page number is followed one
         page at a time, passing `next` back verbatim; each page is asked for as soon as the
         one before it arrived, so it travels while that one merges. A marker seen twice would
@@ -167,7 +175,7 @@ class CentralClient:
                     f"{self._describe}: page {number} repeats an earlier 'next'"
                 )
             seen.add(key)
-            return asyncio.create_task(self._fetch(value, number=number, numbered=False))
+            return asyncio.create_task(self._fetch(value, number=number, numbered=False, work=work))
 
         pending = ask(marker)
         try:
@@ -182,7 +190,7 @@ class CentralClient:
                 await asyncio.gather(pending, return_exceptions=True)
 
     async def _fetch(
-        self, marker: int | str, *, number: int, numbered: bool | None = True
+        self, marker: int | str, *, number: int, work: _PageWork, numbered: bool | None = True
     ) -> tuple[Page, NextMarker]:
         """One page. `numbered`: True in a page-number walk (the page must be whole, or it is
         retried), False when following cursors, None for page 1 (its own `next` tells)."""
@@ -196,6 +204,16 @@ class CentralClient:
                 whole = isinstance(following, int) or (following is None and page.total is not None)
             if whole:
                 require_whole(page, describe=self._describe, offset=number * size, limit=size)
-            return page, following
+            return (page if work.prepare is None else work.prepare(page)), following
 
-        return await self._requester.get(self._url, params=params, limiter=self.limiter, read=read)
+        return await self._requester.get(
+            self._url, params=params, limiter=self.limiter, read=read, offload=work.offload
+        )
+
+
+@dataclass(frozen=True)
+class _PageWork:
+    """What a walk does with each answer besides decoding it, and where (see `pages`)."""
+
+    prepare: Prepare | None
+    offload: Offload

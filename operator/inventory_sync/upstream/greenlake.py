@@ -12,6 +12,7 @@ from typing import Any, Literal
 import httpx
 
 from inventory_sync.errors import UpstreamProtocolError
+from inventory_sync.upstream.offloading import Offload, WalkThread
 from inventory_sync.upstream.paging import Page, Prepare, chunked, decode_offset_page
 from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
 from inventory_sync.upstream.requesting import Requester
@@ -112,28 +113,34 @@ class GreenLakeClient:
         """Every page of `resource`, each yielded as soon as it arrives (maybe out of order).
 
         The first page (offset 0) tells `total`; the remaining offsets are then fetched by
-        up to `max_concurrent_pages` fetchers (see `walking.walk_concurrently`), each page
-        passed through `prepare` by its fetcher. Close the iterator (`contextlib.aclosing`)
-        if you stop early.
+        up to `max_concurrent_pages` fetchers (see `walking.walk_concurrently`). Each page is
+        decoded and passed through `prepare` in the walk's own thread, off the event loop
+        (see `offloading`). Close the iterator (`contextlib.aclosing`) if you stop early.
         """
         size = self.page_size(resource)
+        thread = WalkThread(f"greenlake-{resource}")
 
         async def fetch(offset: int) -> Page:
-            page = await self._fetch(resource, offset=offset, size=size, filter=filter, sort=sort)
-            return page if prepare is None else prepare(page)
+            return await self._fetch(
+                resource, offset=offset, size=size, filter=filter, sort=sort, prepare=prepare,
+                offload=thread,
+            )  # fmt: skip
 
-        first = await fetch(0)
-        walk = walk_concurrently(
-            fetch,
-            first=first,
-            page_size=size,
-            max_concurrent=self._max_concurrent,
-            name=f"greenlake {resource}",
-        )
-        # aclosing: closing this generator must stop the fetchers now, not at garbage collection.
-        async with aclosing(walk) as pages:
-            async for page in pages:
-                yield page
+        try:
+            first = await fetch(0)
+            walk = walk_concurrently(
+                fetch,
+                first=first,
+                page_size=size,
+                max_concurrent=self._max_concurrent,
+                name=f"greenlake {resource}",
+            )
+            # aclosing: closing this generator must stop the fetchers now, not at collection.
+            async with aclosing(walk) as pages:
+                async for page in pages:
+                    yield page
+        finally:
+            thread.close()
 
     async def count(self, resource: Resource, *, filter: str | None = None) -> int:
         """How many items `resource` holds now (with `filter`: how many match), for one request:
@@ -172,7 +179,15 @@ class GreenLakeClient:
         return [item for found in results for item in found]
 
     async def _fetch(
-        self, resource: Resource, *, offset: int, size: int, filter: str | None, sort: str | None
+        self,
+        resource: Resource,
+        *,
+        offset: int,
+        size: int,
+        filter: str | None,
+        sort: str | None,
+        prepare: Prepare | None = None,
+        offload: Offload | None = None,
     ) -> Page:
         url = f"{self._base_url}{_PATHS[resource]}"
         params: dict[str, str | int] = {"limit": size, "offset": offset}
@@ -183,10 +198,11 @@ class GreenLakeClient:
         describe = f"GET {safe_url(url)}"
 
         def read(response: httpx.Response) -> Page:
-            return decode_offset_page(response, describe=describe, offset=offset, limit=size)
+            page = decode_offset_page(response, describe=describe, offset=offset, limit=size)
+            return page if prepare is None else prepare(page)
 
         return await self._requester.get(
-            url, params=params, limiter=self.limiter(resource), read=read
+            url, params=params, limiter=self.limiter(resource), read=read, offload=offload
         )
 
 

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import httpx
 
 from inventory_sync.errors import UpstreamAuthError
+from inventory_sync.upstream.offloading import Offload
 from inventory_sync.upstream.ratelimit import RateLimiter, window_headers
 from inventory_sync.upstream.retrying import (
     AttemptRecord,
@@ -84,22 +86,25 @@ class Requester:
         limiter: Budget,
         read: Callable[[httpx.Response], _T],
         observe: Callable[[httpx.Response], None] | None = None,
+        offload: Offload | None = None,
     ) -> _T:
         """GET `url` and `read` the 2xx answer (read may raise UpstreamProtocolError to retry).
 
         `observe` sees every response first, whatever its status (e.g. quota headers); an
-        error it raises ends the request at once, without retries.
+        error it raises ends the request at once, without retries. `offload` runs `read` off
+        the event loop (a page's decoding).
         """
         describe = f"GET {safe_url(url)}"
+        reading = _Reading(read, describe, observe, offload)
         token = await self._tokens.token()
         try:
-            return await self._attempts(url, params, token, limiter, read, describe, observe)
+            return await self._attempts(url, params, token, limiter, reading)
         except TokenRejected:
             log.info("%s: token refused, refreshing it once", describe)
             self._tokens.invalidate(token)
         token = await self._tokens.token()
         try:
-            return await self._attempts(url, params, token, limiter, read, describe, observe)
+            return await self._attempts(url, params, token, limiter, reading)
         except TokenRejected as exc:
             raise UpstreamAuthError(
                 f"{describe}: bearer token refused again after a refresh (HTTP 401)"
@@ -111,11 +116,10 @@ class Requester:
         params: Params,
         token: str,
         limiter: Budget,
-        read: Callable[[httpx.Response], _T],
-        describe: str,
-        observe: Callable[[httpx.Response], None] | None,
+        reading: _Reading[_T],
     ) -> _T:
         headers = {"Authorization": f"Bearer {token}"}
+        observe = reading.observe
 
         async def send() -> httpx.Response:
             ticket = None
@@ -151,9 +155,20 @@ class Requester:
 
         return await send_and_read(
             send,
-            read=read,
+            read=reading.read,
             policy=self._policy,
-            describe=describe,
+            describe=reading.describe,
             on_attempt=on_attempt,
             sleep=self._sleep,
+            offload=reading.offload,
         )
+
+
+@dataclass(frozen=True)
+class _Reading(Generic[_T]):
+    """How one GET's answer is read: the same for its retries and its second token."""
+
+    read: Callable[[httpx.Response], _T]
+    describe: str
+    observe: Callable[[httpx.Response], None] | None
+    offload: Offload | None

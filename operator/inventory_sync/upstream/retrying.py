@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import math
 import random
@@ -24,6 +25,7 @@ from inventory_sync.errors import (
     UpstreamUnavailable,
     public_message,
 )
+from inventory_sync.upstream.offloading import Offload
 
 log = logging.getLogger(__name__)
 
@@ -183,10 +185,12 @@ async def send_and_read(
     describe: str,
     on_attempt: Callable[[AttemptRecord], None] | None = None,
     sleep: Sleep = asyncio.sleep,
+    offload: Offload | None = None,
 ) -> _T:
-    """Like send_with_retries, then `read` the 2xx response; if `read` raises
-    UpstreamProtocolError (malformed or inconsistent body) the request is retried like a 5xx,
-    because on real networks a truncated body is as transient as a dropped connection."""
+    """Like send_with_retries, then `read` the 2xx response (through `offload`, if given: off
+    the event loop); if `read` raises UpstreamProtocolError (malformed or inconsistent body)
+    the request is retried like a 5xx, because on real networks a truncated body is as
+    transient as a dropped connection."""
 
     def report(record: AttemptRecord) -> None:
         if on_attempt is not None:
@@ -209,7 +213,10 @@ async def send_and_read(
             status = response.status_code
             if response.is_success:
                 try:
-                    result = read(response)
+                    if offload is None:
+                        result = read(response)
+                    else:
+                        result = await offload(functools.partial(read, response))
                 except UpstreamProtocolError as exc:
                     failure = str(exc).removeprefix(f"{describe}: ")
                     cause, error = exc, "protocol"

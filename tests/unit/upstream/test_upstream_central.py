@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
@@ -209,9 +210,11 @@ async def test_prepare_sees_every_page_of_a_page_number_walk(
     server.central = server.items(25, prefix="ap")
     client = make_central(page_size=10)
     seen: list[int] = []
+    threads: set[str] = set()
 
     def prepare(page: Page) -> Page:
         seen.append(len(page.items))
+        threads.add(threading.current_thread().name)
         return Page(items=[], total=page.total, number=page.number, prepared=len(page.items))
 
     pages = [page async for page in client.pages(prepare=prepare)]
@@ -219,3 +222,5 @@ async def test_prepare_sees_every_page_of_a_page_number_walk(
     assert sorted(seen) == [5, 10, 10]
     assert sorted(p.prepared for p in pages) == [5, 10, 10]  # type: ignore[type-var]
     assert all(p.items == [] for p in pages)
+    (thread,) = threads  # the walk's own thread, off the event loop
+    assert thread.startswith("central")
