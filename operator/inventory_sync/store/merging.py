@@ -83,6 +83,7 @@ class ScopeMerge:
         self._seen = ""
         self._page_sql = ""
         self._in_flight: list[asyncio.Task[None]] = []
+        self._shape: WalkShape | None = None  # taken after the last page: see missing_ids
         self.counts = MergeCounts()
 
     async def __aenter__(self) -> ScopeMerge:
@@ -154,6 +155,7 @@ class ScopeMerge:
     async def merge_staged(self, staged: StagedPage) -> None:
         """`merge_page` for a page already staged (by `stage_page` with this merge's spec)."""
         self._count_rejected(staged)
+        self._shape = None
         while self._in_flight and (
             len(self._in_flight) >= self.pages_in_flight or self._in_flight[0].done()
         ):
@@ -226,13 +228,32 @@ class ScopeMerge:
             row = await self._fetchrow(
                 f"SELECT count(*) AS n, count(DISTINCT id) AS d FROM {self._seen}"
             )
-        return WalkShape(delivered=int(row["n"]), distinct=int(row["d"]))
+        self._shape = WalkShape(delivered=int(row["n"]), distinct=int(row["d"]))
+        return self._shape
 
     async def missing_ids(self) -> list[str]:
         """Live rows of this scope that the walk did not deliver: deletion candidates."""
         await self.flush()
         with store_errors(f"finding rows gone from {self._spec.table}"):
+            if await self._every_live_row_seen():
+                return []
             return await self._missing_ids()
+
+    async def _every_live_row_seen(self) -> bool:
+        """Each id the walk delivered is a live row of the scope now (its page upserted and
+        undeleted it), so as many live rows as distinct delivered ids means none is missing:
+        a count instead of an anti-join over the whole scope (4 s of 268 at a million rows).
+        Only a writer outside this walk deleting a delivered row could hide a missing one;
+        that row then waits for the next complete walk, and nothing is deleted wrongly."""
+        if self._shape is None:
+            return False
+        async with self._pool.acquire() as connection:
+            live = await connection.fetchval(
+                f"""SELECT count(*) FROM {self._spec.table}
+                    WHERE {self._spec.scope_column} = $1 AND deleted_at IS NULL""",
+                self._workspace,
+            )
+        return int(live) == self._shape.distinct
 
     async def _missing_ids(self) -> list[str]:
         async with self._pool.acquire() as connection:
