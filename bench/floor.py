@@ -1,7 +1,8 @@
 """Benchmark: issue 13's table, each figure a ratio measured in this run (the walk side).
 
-Against a simulator in a process of its own (so it never shares the client's interpreter) and
-an embedded PostgreSQL, one scenario after the other, each on a fresh database:
+Against a simulator in a process of its own (so it never shares the client's interpreter),
+given the CPU first (nice -10: it stands in for upstreams whose CPU is not ours), and an
+embedded PostgreSQL, one scenario after the other, each on a fresh database:
 
 - seed:       the seed-sized run at the default latency, vs the API floor computed from the
               latency model, the rate limits and 8 requests in flight;
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import heapq
 import multiprocessing
 import os
@@ -81,8 +83,18 @@ SCENARIOS = (
 # -- the simulator in its own process --------------------------------------------------------
 
 
+#: The simulator's nice value. It stands in for remote services whose CPU is not ours: on the
+#: 2 cores it shares with the client and PostgreSQL it goes first, so its answers take the
+#: modelled time and the floor stays reachable. Raising a priority needs CAP_SYS_NICE; where
+#: that is refused the simulator runs at the default and `load_note` says so.
+SIMULATOR_NICE = -10
+
+
 def _serve(config_json: str, port_queue: Any) -> None:
     from inventory_sync.simulator.server import serve
+
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, SIMULATOR_NICE)
 
     async def main() -> None:
         config = SimulatorConfig.model_validate_json(config_json)
@@ -128,6 +140,8 @@ def start_simulator(config: SimulatorConfig) -> Simulator:
     process = context.Process(target=_serve, args=(config.model_dump_json(), queue), daemon=True)
     process.start()
     url = queue.get(timeout=120)
+    if process.pid is not None and os.getpriority(os.PRIO_PROCESS, process.pid) > SIMULATOR_NICE:
+        _UNPRIORITISED.append(process.pid)
     workspace = config.workspaces[0]
     return Simulator(url, process, (workspace.client_id, workspace.client_secret))
 
@@ -360,7 +374,12 @@ async def first_and_last_page(sim: Simulator, n: int) -> list[float]:
 
 def load_note() -> str:
     one, five, _ = os.getloadavg()
-    return f"load {one:.1f}/{five:.1f} on {os.cpu_count()} cores"
+    note = f"load {one:.1f}/{five:.1f} on {os.cpu_count()} cores"
+    return note + ", simulator not prioritised" if _UNPRIORITISED else note
+
+
+#: Set when a simulator process could not take SIMULATOR_NICE (no CAP_SYS_NICE).
+_UNPRIORITISED: list[int] = []
 
 
 def status_count(result: RunResult, code: str) -> int:
