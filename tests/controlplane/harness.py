@@ -71,7 +71,9 @@ class OperatorProcess:
             asyncio.run(
                 kopf.operator(
                     registry=build_registry(self.context),
-                    clusterwide=True,
+                    # As `operating.main` runs it: named namespaces, or the whole cluster.
+                    clusterwide=not self.context.settings.namespaces,
+                    namespaces=self.context.settings.namespaces,
                     standalone=True,
                     stop_flag=self._stop,
                     ready_flag=self._ready,

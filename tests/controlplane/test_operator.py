@@ -438,7 +438,11 @@ async def test_the_global_cap_keeps_runs_from_overlapping(
     simulator.state.faults.replace(
         [FaultRule(kind="delay", route="/network-monitoring/*", delay_seconds=1, count=None)]
     )
-    operator(max_concurrent_runs=1)
+    # Its own namespace only: earlier tests' schedules stay behind (namespaces never finish
+    # terminating without a controller-manager) and, clusterwide, took the one slot first,
+    # each retrying its gone simulator for seconds (CI saw 30 s pass without a run). Watching
+    # one namespace under the operator's RBAC (no namespace listing) must start at once too.
+    operator(max_concurrent_runs=1, watch_namespaces=test_namespace)
     uids = []
     for name in ("first", "second"):
         created = await admin.create(path(test_namespace), schedule(simulator, name=name))

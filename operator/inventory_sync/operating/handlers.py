@@ -24,7 +24,7 @@ def build_registry(context: OperatorContext) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
         """Configure kopf's bookkeeping and start the pool, API client and scheduler."""
-        configure(settings)
+        configure(settings, namespaced=bool(context.settings.namespaces))
         await context.start()
 
     @kopf.on.cleanup(registry=registry)
@@ -88,7 +88,12 @@ def _watch(registry: kopf.OperatorRegistry, context: OperatorContext, kind: Reso
             scheduler.observe(kind, dict(event["object"]))
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+def configure(settings: kopf.OperatorSettings, *, namespaced: bool = False) -> None:
+    # Watching named namespaces, kopf would list the cluster's namespaces (to match patterns),
+    # which the chart's namespaced RBAC refuses: it retried the 403 for over 30 s before
+    # falling back to the names as given, and no resource was watched meanwhile. Our names are
+    # exact, so say so up front.
+    settings.scanning.disabled = namespaced
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
