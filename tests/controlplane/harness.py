@@ -65,25 +65,28 @@ class OperatorProcess:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="operator", daemon=True)
         self.crashed: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def _main(self) -> None:
         try:
-            asyncio.run(
-                kopf.operator(
-                    registry=build_registry(self.context),
-                    # As `operating.main` runs it: named namespaces, or the whole cluster.
-                    clusterwide=not self.context.settings.namespaces,
-                    namespaces=self.context.settings.namespaces,
-                    standalone=True,
-                    stop_flag=self._stop,
-                    ready_flag=self._ready,
-                    liveness_endpoint=(
-                        f"http://127.0.0.1:{self.health_port}/healthz" if self.health_port else None
-                    ),
-                )
-            )
+            asyncio.run(self._operate())
         except BaseException as error:
             self.crashed = error
+
+    async def _operate(self) -> None:
+        self.loop = asyncio.get_running_loop()  # tests look for what it leaves open
+        await kopf.operator(
+            registry=build_registry(self.context),
+            # As `operating.main` runs it: named namespaces, or the whole cluster.
+            clusterwide=not self.context.settings.namespaces,
+            namespaces=self.context.settings.namespaces,
+            standalone=True,
+            stop_flag=self._stop,
+            ready_flag=self._ready,
+            liveness_endpoint=(
+                f"http://127.0.0.1:{self.health_port}/healthz" if self.health_port else None
+            ),
+        )
 
     def start(self) -> OperatorProcess:
         self._thread.start()

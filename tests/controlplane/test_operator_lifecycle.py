@@ -9,6 +9,7 @@ a hostile status timestamp. Leases are short here (settings), so takeovers take 
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import tempfile
 import time
@@ -611,3 +612,20 @@ async def test_a_fabric_kubeconfig_with_an_unusable_client_certificate_stalls(
     assert found["reason"] == "InvalidKubeconfig"
     assert f"Secret {test_namespace}/fabric-kubeconfig" in found["message"]
     assert "client certificate" in found["message"]
+
+
+async def test_an_operator_stopped_as_it_starts_leaves_no_connection_open(operator: Any) -> None:
+    """Stopped right after it started, with its background loops (fabric retirement, change
+    log pruning) mid-request, the operator closes every connection it opened. A step cancelled
+    while its HTTP connection was set up dropped the socket unclosed; the garbage collector
+    later failed whichever test was running with an unclosed transport (1 CI run in 3)."""
+    process = operator()
+    process.stop()
+
+    left_open = [
+        transport for transport in gc.get_objects()
+        # asyncio's own transports; private fields, read only here: which loop, still open.
+        if isinstance(transport, asyncio.selector_events._SelectorSocketTransport)
+        and transport._loop is process.loop and transport._sock is not None
+    ]  # fmt: skip
+    assert left_open == []

@@ -35,6 +35,7 @@ class PeriodicTask:
         self._every = every
         self._retry_after = retry_after
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -43,14 +44,25 @@ class PeriodicTask:
     def wake(self) -> None:
         self._wake.set()
 
+    #: How long `stop` lets a step in flight finish before cancelling it.
+    STOP_GRACE_SECONDS = 5.0
+
     async def stop(self) -> None:
-        if self._task is not None:
+        """Let the step in flight finish (bounded), then end. Cancelled mid-request, an HTTP
+        connection being set up (TLS handshake) was dropped without being closed, and its
+        socket outlived the operator's event loop."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        _, pending = await asyncio.wait([self._task], timeout=self.STOP_GRACE_SECONDS)
+        if pending:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             wait = self._every
             try:
