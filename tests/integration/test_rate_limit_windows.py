@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 
 from inventory_sync.simulator import RateLimitConfig, SimulatorConfig, start_in_thread
 from inventory_sync.simulator.server import ThreadedSimulator
+from inventory_sync.syncing import shared_budgets
 from inventory_sync.upstream import (
     ClientCredentials,
     GreenLakeClient,
@@ -22,6 +24,7 @@ from inventory_sync.upstream import (
 pytestmark = pytest.mark.integration
 
 LIMIT, WINDOW = 6, 2.0  # a short window keeps the test fast; the logic is the 160/min one
+SLOW_WINDOW = 6.0
 
 
 @pytest.fixture
@@ -31,9 +34,15 @@ def simulator() -> Iterator[ThreadedSimulator]:
         yield sim
 
 
-async def walk_in_a_fresh_process(simulator: ThreadedSimulator, *, page_size: int) -> int:
-    """One walk of the devices with a new HTTP client, token and limiter registry (a new CLI
-    process); returns how many pages it fetched."""
+async def walk_in_a_fresh_process(
+    simulator: ThreadedSimulator,
+    *,
+    page_size: int,
+    limiters: RateLimiterRegistry | None = None,
+    window: float = WINDOW,
+) -> int:
+    """One walk of the devices with a new HTTP client and token and, unless given, a new limiter
+    registry (a new CLI process); returns how many pages it fetched."""
     client_id, secret = simulator.state.credentials()
     async with build_http_client(timeout=5) as http:
         client = GreenLakeClient(
@@ -44,11 +53,11 @@ async def walk_in_a_fresh_process(simulator: ThreadedSimulator, *, page_size: in
                 token_url=simulator.token_url,
                 credentials=ClientCredentials(client_id=client_id, client_secret=secret),
             ),
-            limiters=RateLimiterRegistry(),
+            limiters=limiters or RateLimiterRegistry(),
             workspace_id=simulator.state.workspace().workspace_id,
             policy=RetryPolicy(),
             page_size=page_size,
-            limits=GreenLakeLimits(devices=LIMIT, period_seconds=WINDOW),
+            limits=GreenLakeLimits(devices=LIMIT, period_seconds=window),
         )
         pages = [page async for page in client.pages("devices")]
     return len(pages)
@@ -70,3 +79,43 @@ async def test_a_walk_paced_at_the_limit_meets_no_429_at_the_windows_edge(
 ) -> None:
     assert await walk_in_a_fresh_process(simulator, page_size=10) == 12  # two windows' worth
     assert simulator.state.stats.count("GET /devices/v1/devices", 429) == 0
+
+
+@pytest.fixture
+def slow_window_simulator() -> Iterator[ThreadedSimulator]:
+    """A window long enough that a whole walk fits in it with every slot still held."""
+    limits = RateLimitConfig(window_seconds=SLOW_WINDOW, glp_devices=LIMIT)
+    with start_in_thread(SimulatorConfig.small(scale=0.01, rate_limits=limits)) as sim:
+        yield sim
+
+
+async def test_a_process_that_takes_in_the_last_ones_window_waits_instead_of_meeting_a_429(
+    slow_window_simulator: ThreadedSimulator, pool: asyncpg.Pool
+) -> None:
+    """The first process spends the whole window and hands its slots out through PostgreSQL; the
+    second takes them in before its first request, which would otherwise meet a 429 (no answer
+    can have told it yet that the window is spent)."""
+    simulator = slow_window_simulator
+    first = RateLimiterRegistry()
+    assert (
+        await walk_in_a_fresh_process(simulator, page_size=20, limiters=first, window=SLOW_WINDOW)
+        == LIMIT
+    )
+    await shared_budgets.hand_out_ours(pool, first)
+    [key] = first.held()
+
+    own = first.get(key, limit=LIMIT, period=SLOW_WINDOW)
+    before = own.in_window
+    assert before == LIMIT  # the window is spent: a request now would meet a 429
+    await shared_budgets.take_in_others(pool, first)  # its own window is not held twice
+    assert own.in_window == before
+
+    second = RateLimiterRegistry()
+    await shared_budgets.take_in_others(pool, second)
+    assert (
+        await walk_in_a_fresh_process(simulator, page_size=60, limiters=second, window=SLOW_WINDOW)
+        == 2
+    )
+    route = "GET /devices/v1/devices"
+    assert simulator.state.stats.count(route, 429) == 0
+    assert simulator.state.stats.count(route, 200) == LIMIT + 2

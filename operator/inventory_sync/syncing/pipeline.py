@@ -14,6 +14,7 @@ from inventory_sync.durations import format_duration
 from inventory_sync.errors import InventorySyncError, public_message
 from inventory_sync.models import Source, SyncScheduleSpec, dependency_graph
 from inventory_sync.results import RunResult, RunState, SourceOutcome, SourceState
+from inventory_sync.syncing import shared_budgets
 from inventory_sync.syncing.context import SourceContext
 from inventory_sync.syncing.credentials import SecretReader
 from inventory_sync.syncing.progress import NoProgress, ProgressListener
@@ -44,7 +45,9 @@ async def run_sync(
 
     `time_limit` is the run's timeout (running.resource.timeout_of decides it for both kinds); the
     default is the spec's own, for callers outside a run. `run_id` (the run's sync_runs row)
-    is recorded with every change the sources make (store/changes.py).
+    is recorded with every change the sources make (store/changes.py). The slots other
+    processes took in the upstream budgets are held before the first request, and ours are
+    saved for them once the sources are done (syncing/shared_budgets.py).
     """
     limit = time_limit or spec.effective_timeout
     started = clock()
@@ -78,6 +81,7 @@ async def run_sync(
         finally:
             finished[source.name].set()
 
+    await shared_budgets.take_in_others(pool, session.limiters)
     tasks = [asyncio.create_task(run_one(s), name=f"source:{s.name}") for s in spec.sources]
     state, message = RunState.SUCCEEDED, None
     try:
@@ -90,6 +94,7 @@ async def run_sync(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await shared_budgets.hand_out_ours(pool, session.limiters)
     for outcome in outcomes.values():
         if outcome.state in (SourceState.PENDING, SourceState.RUNNING):
             outcome.state = SourceState.CANCELLED

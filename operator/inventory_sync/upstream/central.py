@@ -20,7 +20,7 @@ from inventory_sync.upstream.paging import (
     decode_central_page,
     require_whole,
 )
-from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
+from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry, budget_host
 from inventory_sync.upstream.requesting import Requester
 from inventory_sync.upstream.retrying import RequestStats, RetryPolicy, Sleep, safe_url
 from inventory_sync.upstream.tokens import TokenProvider
@@ -106,7 +106,7 @@ class CentralClient:
     def limiter(self) -> RateLimiter:
         """The workspace's Central budget, shared with every other Central client on it."""
         return self._limiters.get(
-            f"central:{self._workspace_id}",
+            f"central:{budget_host(self._url)}:{self._workspace_id}",
             limit=self._limits.requests,
             period=self._limits.period_seconds,
         )

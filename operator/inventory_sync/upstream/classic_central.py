@@ -12,7 +12,7 @@ import httpx
 
 from inventory_sync.errors import UpstreamProtocolError, UpstreamUnavailable
 from inventory_sync.upstream.paging import Page, decode_json
-from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
+from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry, budget_host
 from inventory_sync.upstream.requesting import BearerTokens, Requester
 from inventory_sync.upstream.retrying import RequestStats, RetryPolicy, Sleep, safe_url
 
@@ -140,7 +140,7 @@ class ClassicCentralClient:
         self._max_concurrent = max_concurrent_pages
         limits = limits or ClassicCentralLimits()
         # Keyed by account: every source and schedule on it shares the two budgets.
-        key = f"classic-central:{account_id}"
+        key = f"classic-central:{budget_host(base_url)}:{account_id}"
         self.budget = AccountBudget(
             second=limiters.get(f"{key}:second", limit=limits.per_second, period=1.0),
             day=limiters.get(f"{key}:day", limit=limits.per_day, period=_DAY_SECONDS),

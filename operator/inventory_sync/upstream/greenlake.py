@@ -14,7 +14,7 @@ import httpx
 from inventory_sync.errors import UpstreamProtocolError
 from inventory_sync.upstream.offloading import Offload, WalkThread
 from inventory_sync.upstream.paging import Page, Prepare, chunked, decode_offset_page
-from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry
+from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry, budget_host
 from inventory_sync.upstream.requesting import Requester
 from inventory_sync.upstream.retrying import RequestStats, RetryPolicy, Sleep, safe_url
 from inventory_sync.upstream.tokens import TokenProvider
@@ -97,7 +97,7 @@ class GreenLakeClient:
     def limiter(self, resource: Resource) -> RateLimiter:
         """The workspace's budget for listing `resource`, shared with every other client."""
         return self._limiters.get(
-            f"greenlake:{self._workspace_id}:{resource}",
+            f"greenlake:{budget_host(self._base_url)}:{self._workspace_id}:{resource}",
             limit=self._limits.for_resource(resource),
             period=self._limits.period_seconds,
         )

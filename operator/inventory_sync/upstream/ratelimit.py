@@ -6,8 +6,10 @@ import asyncio
 import bisect
 import logging
 import math
+import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +113,22 @@ class RateLimiter:
             self._paused_until = until
             log.info("rate limiter paused for %.2fs after a 429", seconds)
 
-    def observe(self, *, used: int, reset: float | None, sent_at: float) -> None:
-        """The server counted `used` requests in its window when it took ours (sent at
-        `sent_at`); its oldest leaves in `reset` seconds. What it counted beyond our own
-        requests becomes placeholder slots, freeing between `reset` and a full period from
-        now (the server says only when the first frees). Placeholders are never dropped early:
-        an answer may be older than the last one seen, so a lower count proves nothing."""
+    def observe(self, *, used: int, reset: float | None) -> None:
+        """The server counted `used` requests in its window when it took one of ours; its
+        oldest leaves in `reset` seconds. What it counted beyond our own requests becomes
+        placeholder slots, freeing between `reset` and a full period from now (the server says
+        only when the first frees). Placeholders are never dropped early: an answer may be
+        older than the last one seen, so a lower count proves nothing.
+
+        Every request of ours still holding a slot counts as ours, including ones the server
+        may not have counted yet (sent after this one, or still queued for a connection):
+        concurrent requests of a walk must never pass for another process's and slow the walk
+        down. The price is an undercount of others while ours are in flight, which a 429 and
+        the next answer correct.
+        """
         now = self._clock()
         self._expire(now)
-        ours = bisect.bisect_right(self._stamps, sent_at)
+        ours = len(self._stamps)
         foreign = max(0, min(used, self.limit) - ours)
         # Only ever more: answers arrive out of order, and an older one may count fewer.
         extra = foreign - len(self._foreign)
@@ -132,6 +141,40 @@ class RateLimiter:
         if extra:
             log.info("the server counts %d requests beyond ours in its window", foreign)
 
+    def held(self) -> list[float]:
+        """In how many seconds each slot our own requests hold frees: what another process
+        must not reuse (`share`). Placeholders are left out: they are other processes'
+        requests, which those processes tell themselves. Relative, so that the store can date
+        them by the database's clock and no two hosts' clocks need agree."""
+        now = self._clock()
+        self._expire(now)
+        held_for = self.period + self.margin
+        return [stamp + held_for - now for stamp in self._stamps]
+
+    def share(self, frees_in: Iterable[float]) -> None:
+        """Hold slots other processes took (their `held`, seconds from now) as placeholders.
+
+        Merged as a maximum, not a sum, so the same windows shared again change nothing: with
+        both lists latest first, keeping the later of each pair holds, at every moment, as many
+        slots as the larger of the two does.
+        """
+        now = self._clock()
+        self._expire(now)
+        incoming = sorted((now + t for t in frees_in if t > 0), reverse=True)
+        if not incoming:
+            return
+        known = self._foreign[::-1]
+        width = min(max(len(incoming), len(known)), self.limit)
+        merged = [
+            max(
+                incoming[k] if k < len(incoming) else float("-inf"),
+                known[k] if k < len(known) else float("-inf"),
+            )
+            for k in range(width)
+        ]
+        self._foreign = sorted(merged)
+        log.info("holding %d slots other processes took in the window", len(incoming))
+
     @property
     def in_window(self) -> int:
         """Admissions counted in the current window, placeholders included (tests, metrics)."""
@@ -143,17 +186,16 @@ class Ticket:
     """One admitted request: re-stamp it with `sending()` right before it leaves and with
     `answered()` when its answer (or failure) is in."""
 
-    __slots__ = ("_limiter", "_stamp", "sent_at", "waited")
+    __slots__ = ("_limiter", "_stamp", "waited")
 
     def __init__(self, limiter: RateLimiter, stamped: float, waited: float) -> None:
         self._limiter = limiter
         self._stamp = stamped
-        self.sent_at = stamped
         self.waited = waited
 
     def sending(self) -> None:
         """The request leaves now."""
-        self._stamp = self.sent_at = self._limiter._restamp(self._stamp)
+        self._stamp = self._limiter._restamp(self._stamp)
 
     def answered(self) -> None:
         """The answer is in: the server counted the request at some moment before now, so its
@@ -194,6 +236,14 @@ def window_headers(headers: Mapping[str, str]) -> tuple[int | None, int | None, 
 _EPOCH_THRESHOLD = 1_000_000_000
 
 
+def budget_host(url: str) -> str:
+    """The host (and port) a budget key names: budgets are per upstream as well as per
+    workspace (a simulator and the real API never share one). Never the URL's userinfo."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{host}:{parts.port}" if parts.port else host
+
+
 def slot_margin(period: float) -> float:
     """How long past its period a slot stays taken: the time a request needs to reach the
     server's counter, bounded by a small share of short windows (classic Central's second)."""
@@ -203,14 +253,24 @@ def slot_margin(period: float) -> float:
 class RateLimiterRegistry:
     """One limiter per budget key, so every client drawing on a budget shares it.
 
-    Keys name the upstream budget, e.g. f"greenlake:{workspace_id}:devices": two sources
-    (or two schedules) reading devices of the same workspace then pace each other.
+    Keys name the upstream budget, e.g. f"greenlake:{host}:{workspace_id}:devices": two
+    sources (or two schedules) reading devices of the same workspace then pace each other.
+    Other processes' windows come in through `share` (store/rate_windows.py keeps them).
     """
 
-    def __init__(self, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self._clock = clock
         self._sleep = sleep
         self._limiters: dict[str, RateLimiter] = {}
+        #: Other processes' slots for budgets not drawn on yet: when they free (our clock).
+        self._shared: dict[str, list[float]] = {}
+        #: Names this process's windows among those of others (store/rate_windows.py).
+        self.writer = secrets.token_hex(8)
 
     def get(self, key: str, *, limit: int, period: float) -> RateLimiter:
         """The limiter for `key`, created with `limit`/`period` the first time it is asked for.
@@ -224,6 +284,10 @@ class RateLimiterRegistry:
                 limit, period, margin=slot_margin(period), clock=self._clock, sleep=self._sleep
             )
             self._limiters[key] = limiter
+            shared = self._shared.pop(key, None)
+            if shared:
+                now = self._clock()
+                limiter.share(t - now for t in shared)
         elif (limiter.limit, limiter.period) != (limit, period):
             log.warning(
                 "rate limiter %s already exists with %d/%gs; ignoring %d/%gs",
@@ -237,3 +301,20 @@ class RateLimiterRegistry:
 
     def __contains__(self, key: object) -> bool:
         return key in self._limiters
+
+    def held(self) -> dict[str, list[float]]:
+        """Per budget, in how many seconds the slots this process's requests hold free; only
+        budgets with a slot still held."""
+        windows = {key: limiter.held() for key, limiter in self._limiters.items()}
+        return {key: frees_in for key, frees_in in windows.items() if frees_in}
+
+    def share(self, windows: Mapping[str, Iterable[float]]) -> None:
+        """Hold other processes' slots (their `held`, seconds from now), at once or when the
+        budget is first drawn on."""
+        now = self._clock()
+        for key, frees_in in windows.items():
+            limiter = self._limiters.get(key)
+            if limiter is not None:
+                limiter.share(frees_in)
+            else:
+                self._shared[key] = [now + t for t in frees_in if t > 0]

@@ -143,7 +143,7 @@ class Requester:
                 server_limit, remaining, reset = window_headers(response.headers)
                 if remaining is not None:
                     used = (server_limit or window.limit) - remaining
-                    window.observe(used=used, reset=reset, sent_at=ticket.sent_at)
+                    window.observe(used=used, reset=reset)
             if observe is not None:
                 observe(response)
             return response

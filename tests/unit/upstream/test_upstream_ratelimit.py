@@ -104,8 +104,8 @@ async def test_a_fresh_limiter_learns_what_the_server_already_counted(clock: Any
     """Back-to-back processes: the first answer says 150 of 160 are spent; this process has sent
     one of them. The rest wait for the slots the server frees, the first after its reset."""
     limiter = RateLimiter(160, 60, clock=clock, sleep=clock.sleep)
-    ticket = await limiter.admit()
-    limiter.observe(used=150, reset=12, sent_at=ticket.sent_at)
+    await limiter.admit()
+    limiter.observe(used=150, reset=12)
     assert limiter.in_window == 150
     waits = [await limiter.acquire() for _ in range(11)]
     assert waits[:10] == [0.0] * 10
@@ -116,11 +116,11 @@ async def test_placeholders_stay_until_they_expire_whatever_a_later_answer_says(
     clock: Any,
 ) -> None:
     limiter = RateLimiter(10, 60, clock=clock, sleep=clock.sleep)
-    first = await limiter.admit()
-    limiter.observe(used=9, reset=30, sent_at=first.sent_at)
+    await limiter.admit()
+    limiter.observe(used=9, reset=30)
     assert limiter.in_window == 9
-    second = await limiter.admit()
-    limiter.observe(used=3, reset=30, sent_at=second.sent_at)  # maybe an older answer
+    await limiter.admit()
+    limiter.observe(used=3, reset=30)  # maybe an older answer
     assert limiter.in_window == 10  # our 2 + the 8 placeholders
     clock.now += 61
     assert limiter.in_window == 0
@@ -147,3 +147,65 @@ def test_window_headers_of_both_families(
     headers: dict[str, str], expected: tuple[int | None, int | None, float | None]
 ) -> None:
     assert window_headers(httpx.Headers(headers)) == expected
+
+
+async def test_a_process_holds_the_slots_another_process_handed_out(clock: Any) -> None:
+    """The first process spent 3 of 3 slots 20, 10 and 0 s ago; a second one that takes them in
+    waits until the oldest frees, 40 s from now, instead of sending into a spent window."""
+    first = RateLimiter(3, 60, clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        await first.acquire()
+        clock.now += 10
+    clock.now -= 10
+    held = first.held()
+    assert held == [pytest.approx(40), pytest.approx(50), pytest.approx(60)]
+
+    second = RateLimiter(3, 60, clock=clock, sleep=clock.sleep)
+    second.share(held)
+    assert second.in_window == 3
+    assert await second.acquire() == pytest.approx(40)
+    assert second.held() == [pytest.approx(60)]  # only its own request: placeholders stay out
+
+
+async def test_sharing_the_same_window_twice_holds_it_once(clock: Any) -> None:
+    limiter = RateLimiter(10, 60, clock=clock, sleep=clock.sleep)
+    limiter.share([5, 30, 59])
+    limiter.share([5, 30, 59])
+    assert limiter.in_window == 3
+    limiter.share([45])  # a smaller window never frees what a larger one holds
+    assert limiter.in_window == 3
+    limiter.share([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])  # never more than the limit
+    assert limiter.in_window == 10
+    clock.now += 20
+    assert limiter.in_window == 2  # the slots freeing at 30 and 59 s outlive the others
+
+
+async def test_the_registry_holds_shared_slots_for_budgets_not_drawn_on_yet(clock: Any) -> None:
+    registry = RateLimiterRegistry(clock=clock, sleep=clock.sleep)
+    registry.share({"greenlake:sim:ws-1:devices": [30, 30], "central:sim:ws-1": [-1]})
+    clock.now += 10
+    devices = registry.get("greenlake:sim:ws-1:devices", limit=2, period=60)
+    assert devices.in_window == 2
+    assert await devices.acquire() == pytest.approx(20)  # they free 30 s after they were shared
+    assert registry.get("central:sim:ws-1", limit=2, period=60).in_window == 0
+    # Its own request holds its slot a period and the margin (slot_margin: 0.25 s) from now.
+    assert registry.held() == {"greenlake:sim:ws-1:devices": [pytest.approx(60.25)]}
+
+
+async def test_a_walks_own_concurrent_requests_never_pass_for_another_processes(
+    clock: Any,
+) -> None:
+    """Five pages sent together, answered one after the other, each answer counting the ones the
+    server took before it: all five are ours, so nothing is held for anybody else (a walk of a
+    whole window's pages once waited a full period for such phantoms)."""
+    limiter = RateLimiter(6, 60, clock=clock, sleep=clock.sleep)
+    tickets = [await limiter.admit() for _ in range(5)]
+    for ticket in tickets:
+        ticket.sending()
+    clock.now += 0.5
+    for used, ticket in enumerate(tickets, start=1):
+        clock.now += 0.1
+        ticket.answered()
+        limiter.observe(used=used, reset=59)
+    assert limiter.in_window == 5
+    assert await limiter.acquire() == 0.0
