@@ -15,7 +15,8 @@ embedded PostgreSQL, one scenario after the other, each on a fresh database:
               confirming the absences vs the walk's own;
 - beside:     the Central source alone vs beside an N-device walk (rate limits binding);
 - simulator:  the simulator's RSS after serving N devices, its first vs last page;
-- fresh:      two processes back to back (fresh limiters) walking a budget-sized list: 429s;
+- fresh:      two processes back to back (new limiters, one database) walking a budget-sized
+              list: 429s;
 - merge:      bench/merge.py (the store side: ours vs raw COPY), run with --quick or in full.
 
     .venv/bin/python bench/floor.py --quick        # 50k devices, a few minutes
@@ -585,13 +586,15 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
                 sim, central=False, subscriptions=False, full_every_run=True, page_size=page_size
             )
             first, first_s = await client.run(spec, sim)
-            client.session = UpstreamSession()  # a new process: a new, empty limiter
+            # A new process: a new, empty limiter, which takes in the first's window from the
+            # database before its first request (syncing/shared_budgets.py).
+            client.session = UpstreamSession()
             second, second_s = await client.run(spec, sim)
             rows.append(
                 Row(
-                    "back-to-back processes (fresh limiters), rate limits binding",
+                    "back-to-back processes (new limiters, one database), rate limits binding",
                     f"429s: first {status_count(first, '429')}, second {status_count(second, '429')}; retries {second.source('devices').retries}",
-                    "0 avoidable 429s (start from ratelimit-remaining)",
+                    "0 avoidable 429s",
                     f"{count:,} devices each, {first_s:.0f} s + {second_s:.0f} s",
                     load_note(),
                 )

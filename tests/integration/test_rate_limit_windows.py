@@ -11,6 +11,8 @@ import pytest
 from inventory_sync.simulator import RateLimitConfig, SimulatorConfig, start_in_thread
 from inventory_sync.simulator.server import ThreadedSimulator
 from inventory_sync.syncing import shared_budgets
+from inventory_sync.syncing.pipeline import run_sync
+from inventory_sync.syncing.session import UpstreamSession
 from inventory_sync.upstream import (
     ClientCredentials,
     GreenLakeClient,
@@ -20,6 +22,8 @@ from inventory_sync.upstream import (
     TokenProvider,
     build_http_client,
 )
+
+from .conftest import schedule_spec, secrets_for
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +123,40 @@ async def test_a_process_that_takes_in_the_last_ones_window_waits_instead_of_mee
     route = "GET /devices/v1/devices"
     assert simulator.state.stats.count(route, 429) == 0
     assert simulator.state.stats.count(route, 200) == LIMIT + 2
+
+
+async def test_every_run_hands_its_window_to_the_next_process_s_runs(
+    simulator: ThreadedSimulator, pool: asyncpg.Pool
+) -> None:
+    """run_sync saves what its requests hold and takes in the others' before its first request:
+    the second process's device budget holds the first's requests as well as its own."""
+    spec = schedule_spec(simulator, page_size=20)
+    sessions = [UpstreamSession(), UpstreamSession()]
+    try:
+        results = [
+            await run_sync(spec, pool=pool, session=session, secrets=secrets_for(simulator),
+                           namespace="default", trigger="schedule")
+            for session in sessions
+        ]  # fmt: skip
+    finally:
+        for session in sessions:
+            await session.aclose()
+    assert all(r.succeeded for r in results), [r.message for r in results]
+    [devices_key] = [k for k in sessions[0].limiters.held() if k.endswith(":devices")]
+    first, second = (len(s.limiters.held()[devices_key]) for s in sessions)
+    # The first run walks every page; the second is incremental (a few requests).
+    assert (first, second) == tuple(r.source("devices").requests for r in results)
+    assert first > 1
+    async with pool.acquire() as connection:
+        saved = await connection.fetch(
+            "SELECT writer, cardinality(frees_at) AS slots FROM upstream_rate_windows"
+            " WHERE budget_key = $1",
+            devices_key,
+        )
+    assert {r["writer"]: r["slots"] for r in saved} == {
+        sessions[0].limiters.writer: first,
+        sessions[1].limiters.writer: second,
+    }
+    # The documented window is a minute long: the second process still holds the first's slots.
+    in_window = sessions[1].limiters.get(devices_key, limit=160, period=60).in_window
+    assert in_window == first + second
