@@ -258,12 +258,7 @@ class RateLimiterRegistry:
     Other processes' windows come in through `share` (store/rate_windows.py keeps them).
     """
 
-    def __init__(
-        self,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
+    def __init__(self, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
         self._clock = clock
         self._sleep = sleep
         self._limiters: dict[str, RateLimiter] = {}
