@@ -68,7 +68,9 @@ def start_embedded(data_dir: Path | None = None) -> str:
     directory = data_dir or default_data_dir()
     directory.parent.mkdir(parents=True, exist_ok=True)
     # platformdirs warns at import when XDG_RUNTIME_DIR is unset; its fallback is fine for us.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(directory.parent / "runtime"))
+    # The wheel reads it once per process, so it must outlive every data directory: under a
+    # caller's temporary one it was recreated, and left behind, by each later start.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(default_data_dir().parent / "runtime"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
     server: _Server = _get_server(directory, "stop")
     return server.get_uri()
