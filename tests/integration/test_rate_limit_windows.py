@@ -31,11 +31,15 @@ LIMIT, WINDOW = 6, 2.0  # a short window keeps the test fast; the logic is the 1
 SLOW_WINDOW = 6.0
 
 
-@pytest.fixture
-def simulator() -> Iterator[ThreadedSimulator]:
-    limits = RateLimitConfig(window_seconds=WINDOW, glp_devices=LIMIT)
+def simulator_with_window(seconds: float) -> Iterator[ThreadedSimulator]:
+    limits = RateLimitConfig(window_seconds=seconds, glp_devices=LIMIT)
     with start_in_thread(SimulatorConfig.small(scale=0.01, rate_limits=limits)) as sim:
         yield sim
+
+
+@pytest.fixture
+def simulator() -> Iterator[ThreadedSimulator]:
+    yield from simulator_with_window(WINDOW)
 
 
 async def walk_in_a_fresh_process(
@@ -88,9 +92,7 @@ async def test_a_walk_paced_at_the_limit_meets_no_429_at_the_windows_edge(
 @pytest.fixture
 def slow_window_simulator() -> Iterator[ThreadedSimulator]:
     """A window long enough that a whole walk fits in it with every slot still held."""
-    limits = RateLimitConfig(window_seconds=SLOW_WINDOW, glp_devices=LIMIT)
-    with start_in_thread(SimulatorConfig.small(scale=0.01, rate_limits=limits)) as sim:
-        yield sim
+    yield from simulator_with_window(SLOW_WINDOW)
 
 
 async def test_a_process_that_takes_in_the_last_ones_window_waits_instead_of_meeting_a_429(
