@@ -18,7 +18,7 @@ from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry, 
 from inventory_sync.upstream.requesting import Requester
 from inventory_sync.upstream.retrying import RequestStats, RetryPolicy, Sleep, safe_url
 from inventory_sync.upstream.tokens import TokenProvider
-from inventory_sync.upstream.walking import walk_concurrently
+from inventory_sync.upstream.walking import FetchAt, walk_concurrently
 
 log = logging.getLogger(__name__)
 
@@ -112,26 +112,36 @@ class GreenLakeClient:
     ) -> AsyncGenerator[Page, None]:
         """Every page of `resource`, each yielded as soon as it arrives (maybe out of order).
 
-        The first page (offset 0) tells `total`; the remaining offsets are then fetched by
-        up to `max_concurrent_pages` fetchers (see `walking.walk_concurrently`). Each page is
+        The first page (offset 0, at most FIRST_PAGE_ITEMS items: the answer's latency grows
+        with its items, and nothing else can be asked before it tells `total`) tells `total`;
+        the rest is then spread over up to `max_concurrent_pages` fetchers in pages of at most
+        the page size (see `spread_page_size` and `walking.walk_concurrently`). Each page is
         decoded and passed through `prepare` in the walk's own thread, off the event loop
         (see `offloading`). Close the iterator (`contextlib.aclosing`) if you stop early.
         """
         size = self.page_size(resource)
+        first_size = min(size, FIRST_PAGE_ITEMS)
         thread = WalkThread(f"greenlake-{resource}")
 
-        async def fetch(offset: int) -> Page:
-            return await self._fetch(
-                resource, offset=offset, size=size, filter=filter, sort=sort, prepare=prepare,
-                offload=thread,
-            )  # fmt: skip
+        def fetcher(limit: int) -> FetchAt:
+            async def fetch(offset: int) -> Page:
+                return await self._fetch(
+                    resource, offset=offset, size=limit, filter=filter, sort=sort,
+                    prepare=prepare, offload=thread,
+                )  # fmt: skip
+
+            return fetch
 
         try:
-            first = await fetch(0)
+            first = await fetcher(first_size)(0)
+            rest_size = spread_page_size(
+                (first.total or 0) - first_size, page_size=size, fetchers=self._max_concurrent
+            )
             walk = walk_concurrently(
-                fetch,
+                fetcher(rest_size),
                 first=first,
-                page_size=size,
+                page_size=rest_size,
+                start=first_size,
                 max_concurrent=self._max_concurrent,
                 name=f"greenlake {resource}",
             )
@@ -204,6 +214,25 @@ class GreenLakeClient:
         return await self._requester.get(
             url, params=params, limiter=self.limiter(resource), read=read, offload=offload
         )
+
+
+#: The first page of a walk: small, because its answer must arrive before anything else can be
+#: asked (it tells the total), and GreenLake's latency grows with the items in an answer.
+FIRST_PAGE_ITEMS = 100
+
+#: The fewest items a page spread over the fetchers holds: below it, the requests a walk spends
+#: (from the workspace's budget, shared with every other client) outweigh the latency saved.
+MIN_SPREAD_ITEMS = 500
+
+
+def spread_page_size(rest: int, *, page_size: int, fetchers: int) -> int:
+    """The page size for the `rest` of a walk after its first page: the page size when the
+    fetchers are busy with it anyway, else smaller pages, so that every fetcher has one and the
+    walk ends a round sooner (a round costs a fixed latency plus one per item)."""
+    if rest <= 0:
+        return page_size
+    per_fetcher = -(-rest // fetchers)
+    return min(page_size, max(per_fetcher, MIN_SPREAD_ITEMS))
 
 
 def id_filter(ids: Sequence[str]) -> str:

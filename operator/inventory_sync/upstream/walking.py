@@ -16,9 +16,18 @@ FetchAt = Callable[[int], Awaitable[Page]]
 
 
 async def walk_concurrently(
-    fetch: FetchAt, *, first: Page, page_size: int, max_concurrent: int, name: str
+    fetch: FetchAt,
+    *,
+    first: Page,
+    page_size: int,
+    max_concurrent: int,
+    name: str,
+    start: int | None = None,
 ) -> AsyncGenerator[Page, None]:
     """`first` (the page at offset 0), then every later page, each yielded as soon as it arrives.
+
+    Later pages hold `page_size` items from offset `start` on (default: `page_size`, when the
+    first page was as large as the others).
 
     Up to `max_concurrent` fetchers take the next offset in turn through a bounded queue, so at
     most about twice that many pages are held in memory; each request is still paced by the
@@ -29,7 +38,9 @@ async def walk_concurrently(
     """
     if page_size < 1 or max_concurrent < 1:
         raise ValueError("page_size and max_concurrent must be at least 1")
-    walk = _Walk(page_size=page_size, end=first.total or 0)
+    walk = _Walk(
+        page_size=page_size, start=page_size if start is None else start, end=first.total or 0
+    )
     remaining = walk.remaining_pages()
     if remaining == 0:
         yield first
@@ -72,9 +83,9 @@ async def _fetcher(fetch: FetchAt, walk: _Walk, queue: asyncio.Queue[Page | None
 class _Walk:
     """Hands out the offsets after the first page; stops handing them out after a failure."""
 
-    def __init__(self, *, page_size: int, end: int) -> None:
+    def __init__(self, *, page_size: int, start: int, end: int) -> None:
         self._page_size = page_size
-        self._next = page_size
+        self._next = start
         self._end = end
         self.failure: Exception | None = None
 

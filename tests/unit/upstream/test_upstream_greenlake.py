@@ -19,6 +19,7 @@ from inventory_sync.errors import (
     UpstreamUnavailable,
 )
 from inventory_sync.upstream import GreenLakeClient, GreenLakeLimits, Page, RateLimiterRegistry
+from inventory_sync.upstream.greenlake import spread_page_size
 
 DEVICES = "/devices/v1/devices"
 SUBSCRIPTIONS = "/subscriptions/v1/subscriptions"
@@ -71,7 +72,41 @@ async def test_default_page_sizes_are_2000_devices_and_50_subscriptions(
     assert len(ids_of(await walk(client, "subscriptions"))) == 120
     await walk(client, "devices")
     assert {r.url.params["limit"] for r in server.api_requests(SUBSCRIPTIONS)} == {"50"}
-    assert {r.url.params["limit"] for r in server.api_requests(DEVICES)} == {"2000"}
+    assert (client.page_size("devices"), client.page_size("subscriptions")) == (2000, 50)
+    # A walk opens with a small page: nothing else can be asked before it tells the total.
+    assert [r.url.params["limit"] for r in server.api_requests(DEVICES)] == ["100"]
+
+
+async def test_the_rest_of_a_walk_is_spread_so_that_every_fetcher_has_a_page(
+    server: Any, make_greenlake: Any
+) -> None:
+    """4,900 devices: 100 first, then 4,800 in 8 pages of 600, all at once (a round of 1,200
+    items less than 2 pages of 2,000 and a third of 800 would take)."""
+    server.devices = server.items(4900)
+    server.latency = lambda _request: 0.02
+    client = make_greenlake(max_concurrent_pages=8)
+
+    pages = await walk(client)
+
+    asked = [(server.offset_of(r), r.url.params["limit"]) for r in server.api_requests(DEVICES)]
+    assert asked[0] == (0, "100")
+    assert sorted(asked[1:]) == [(100 + 600 * k, "600") for k in range(8)]
+    assert server.max_in_flight == 8
+    assert sorted(ids_of(pages)) == sorted(d["id"] for d in server.devices)
+
+
+@pytest.mark.parametrize(
+    ("rest", "expected"),
+    [
+        pytest.param(0, 2000, id="nothing left: the page size"),
+        pytest.param(300, 500, id="a little left: one page of at least MIN_SPREAD_ITEMS"),
+        pytest.param(4800, 600, id="less than the fetchers can take: one page each"),
+        pytest.param(16000, 2000, id="every fetcher busy anyway: the page size"),
+        pytest.param(1_000_000, 2000, id="a million: the page size"),
+    ],
+)
+def test_spread_page_size(rest: int, expected: int) -> None:
+    assert spread_page_size(rest, page_size=2000, fetchers=8) == expected
 
 
 async def test_every_request_carries_the_bearer_token(server: Any, make_greenlake: Any) -> None:
