@@ -3,12 +3,14 @@ counted, and a walk paced at the limit meets no 429 at the window's edge."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
 from inventory_sync.simulator import RateLimitConfig, SimulatorConfig, start_in_thread
+from inventory_sync.simulator.config import LatencyConfig, LatencyModel
 from inventory_sync.simulator.server import ThreadedSimulator
 from inventory_sync.syncing import shared_budgets
 from inventory_sync.syncing.pipeline import run_sync
@@ -162,3 +164,41 @@ async def test_every_run_hands_its_window_to_the_next_process_s_runs(
     # The documented window is a minute long: the second process still holds the first's slots.
     in_window = sessions[1].limiters.get(devices_key, limit=160, period=60).in_window
     assert in_window == first + second
+
+
+@pytest.fixture
+def slow_pages_simulator() -> Iterator[ThreadedSimulator]:
+    latency = LatencyConfig(glp_devices=LatencyModel(base_seconds=0.5))
+    with start_in_thread(SimulatorConfig.small(scale=0.01, latency=latency)) as sim:
+        yield sim
+
+
+async def test_a_running_run_has_already_saved_its_window_for_a_successor(
+    slow_pages_simulator: ThreadedSimulator, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process killed mid-run (no `finally` runs) must not leave its successor blind: the
+    window its requests hold is in the database while the run is still going."""
+    monkeypatch.setattr(shared_budgets, "EXCHANGE_EVERY_SECONDS", 0.1)
+    session = UpstreamSession()
+    spec = schedule_spec(slow_pages_simulator, page_size=20)
+    run = asyncio.create_task(
+        run_sync(spec, pool=pool, session=session, secrets=secrets_for(slow_pages_simulator),
+                 namespace="default", trigger="schedule")
+    )  # fmt: skip
+    saved_mid_run = 0
+    try:
+        while not run.done() and not saved_mid_run:
+            async with pool.acquire() as connection:
+                saved_mid_run = await connection.fetchval(
+                    "SELECT coalesce(max(cardinality(frees_at)), 0) FROM upstream_rate_windows"
+                    " WHERE writer = $1 AND budget_key LIKE '%:devices'",
+                    session.limiters.writer,
+                )
+            saved_mid_run = saved_mid_run if not run.done() else 0
+            await asyncio.sleep(0.02)
+        result = await run
+    finally:
+        run.cancel()
+        await session.aclose()
+    assert result.succeeded, result.message
+    assert saved_mid_run >= 1

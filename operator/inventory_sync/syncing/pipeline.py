@@ -47,7 +47,7 @@ async def run_sync(
     default is the spec's own, for callers outside a run. `run_id` (the run's sync_runs row)
     is recorded with every change the sources make (store/changes.py). The slots other
     processes took in the upstream budgets are held before the first request, and ours are
-    saved for them once the sources are done (syncing/shared_budgets.py).
+    saved for them while the sources run and once they are done (syncing/shared_budgets.py).
     """
     limit = time_limit or spec.effective_timeout
     started = clock()
@@ -81,20 +81,20 @@ async def run_sync(
         finally:
             finished[source.name].set()
 
-    await shared_budgets.take_in_others(pool, session.limiters)
-    tasks = [asyncio.create_task(run_one(s), name=f"source:{s.name}") for s in spec.sources]
     state, message = RunState.SUCCEEDED, None
-    try:
-        async with asyncio.timeout(limit.total_seconds()):
-            await asyncio.gather(*tasks)
-    except TimeoutError:
-        state, message = RunState.TIMED_OUT, f"run exceeded its timeout of {format_duration(limit)}"
-    finally:
-        # gather() does not cancel siblings on our own cancellation; make sure none outlive us.
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await shared_budgets.hand_out_ours(pool, session.limiters)
+    async with shared_budgets.exchanged(pool, session.limiters):
+        tasks = [asyncio.create_task(run_one(s), name=f"source:{s.name}") for s in spec.sources]
+        try:
+            async with asyncio.timeout(limit.total_seconds()):
+                await asyncio.gather(*tasks)
+        except TimeoutError:
+            state = RunState.TIMED_OUT
+            message = f"run exceeded its timeout of {format_duration(limit)}"
+        finally:
+            # gather() does not cancel siblings on our own cancellation; make sure none outlive us.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     for outcome in outcomes.values():
         if outcome.state in (SourceState.PENDING, SourceState.RUNNING):
             outcome.state = SourceState.CANCELLED
