@@ -32,6 +32,7 @@ from inventory_sync.errors import (
     KubeUnauthorized,
     KubeUnavailable,
 )
+from inventory_sync.handshakes import close_cancelled_handshakes
 from inventory_sync.kube.connection import KubeConnection
 from inventory_sync.kube.credentials import Credential
 from inventory_sync.kube.paths import describe_path, group_version_path, resource_path
@@ -136,6 +137,7 @@ class KubeClient:
             timeout=httpx.Timeout(self._timeout),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
+        close_cancelled_handshakes(client)
         if own and self.connection.guarded:
             egress.guard_client(client, policy=None)
         return client

@@ -12,6 +12,7 @@ import httpx
 
 from inventory_sync import __version__, egress
 from inventory_sync.endpoints import EndpointPolicy
+from inventory_sync.handshakes import close_cancelled_handshakes
 
 #: One host serves every GreenLake API.
 GREENLAKE_API_URL = "https://global.api.greenlake.hpe.com"
@@ -52,6 +53,7 @@ def build_http_client(
         verify=trusted_roots(),
         transport=transport,
     )
+    close_cancelled_handshakes(client)
     return egress.guard_client(client, policy=policy or EndpointPolicy())
 
 
