@@ -18,6 +18,8 @@ embedded PostgreSQL, one scenario after the other, each on a fresh database:
               confirming the absences vs the walk's own;
 - beside:     the Central source alone vs beside an N-device walk (rate limits binding);
 - simulator:  the simulator's RSS after serving N devices, its first vs last page;
+- profile:    where the client's CPU goes in a fresh sync of N devices at zero latency
+              (py-spy from outside, bench/cpu_profile.py);
 - fresh:      two processes back to back (new limiters, one database) walking a budget-sized
               list: 429s;
 - merge:      bench/merge.py (the store side: ours vs raw COPY), run with --quick or in full.
@@ -36,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import heapq
+import json
 import multiprocessing
 import os
 import resource
@@ -52,6 +55,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from cpu_profile import RATE, profiled
 
 from inventory_sync.models import parse_sync_schedule_spec
 from inventory_sync.results import RunResult
@@ -79,6 +83,7 @@ SCENARIOS = (
     "deletion",
     "beside",
     "simulator",
+    "profile",
     "fresh",
     "merge",
 )
@@ -533,6 +538,51 @@ async def central_alone_and_beside(
     return alone_runs, beside_runs
 
 
+async def merge_rows(*, quick: bool) -> list[Row]:
+    """bench/merge.py (the store side) in a process of its own; its full report goes to
+    bench/results/merge.md, its headline figures become rows here."""
+    script = Path(__file__).parent / "merge.py"
+    with tempfile.TemporaryDirectory() as directory:
+        summary_file = Path(directory) / "merge.json"
+        command = [sys.executable, str(script), *(["--quick"] if quick else [])]
+        command += ["--summary", str(summary_file)]
+        done = await asyncio.to_thread(
+            subprocess.run, command, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0 or not summary_file.exists():
+            failure = (done.stderr.strip() or done.stdout.strip())[-300:].replace("\n", " ")
+            return [Row("merge (bench/merge.py)", f"failed: {failure}", "", "", load_note())]
+        figures = json.loads(summary_file.read_text())
+    how = "bench/merge.py" + (" --quick" if quick else "") + "; full report in merge.md"
+    rows = []
+    for size, at in figures["sizes"].items():
+        rows.append(
+            Row(
+                f"merge of {int(size):,} fresh GreenLake devices, zero upstream latency",
+                f"{at['ours_rows_s']:,.0f} vs raw COPY {at['copy_rows_s']:,.0f} rows/s = "
+                f"{at['ratio']:.2f}; unchanged resync {at['unchanged_over_fresh']:.2f} of fresh, "
+                f"{at['rows_written_by_resync']} rows written",
+                "≥ 0.50 of COPY",
+                how,
+                load_note(),
+            )
+        )
+    per_row = figures.get("per_row_us")
+    if per_row:
+        ours, copy = per_row["ours"], per_row["copy"]
+        rows.append(
+            Row(
+                f"per-row merge cost {per_row['small']:,} → {per_row['large']:,} devices",
+                f"ours {ours[0]:.1f} → {ours[1]:.1f} µs ({ours[1] / ours[0]:.2f}x); "
+                f"COPY {copy[0]:.1f} → {copy[1]:.1f} µs ({copy[1] / copy[0]:.2f}x)",
+                "flat",
+                how,
+                load_note(),
+            )
+        )
+    return rows
+
+
 async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
     rows: list[Row] = []
     chosen = set(args.only.split(","))
@@ -628,7 +678,7 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
         finally:
             sim.stop()
 
-    if chosen & {"zero", "deletion", "simulator"}:
+    if chosen & {"zero", "deletion", "simulator", "profile"}:
         config = sim_config(devices=n, subscriptions=s, central=0, latency=False, limits=False)
         sim = start_simulator(config)
         try:
@@ -665,6 +715,20 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
                             load_note(),
                         )
                     )
+            if "profile" in chosen:
+                await client.fresh_database()
+                with profiled() as profile:
+                    await client.run(schedule(sim, central=False), sim)
+                rows.append(
+                    Row(
+                        f"client CPU of a fresh sync of {n:,} devices, zero latency",
+                        profile.summary(),
+                        "—",
+                        f"py-spy {RATE} Hz, every thread, idle samples left out; buckets by "
+                        "innermost frame (bench/cpu_profile.py)",
+                        load_note(),
+                    )
+                )
             if "simulator" in chosen:
                 timings = await first_and_last_page(sim, n)
                 rows.append(
@@ -709,31 +773,7 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
             sim.stop()
 
     if "merge" in chosen:
-        merge = Path(__file__).parent / "merge.py"
-        if merge.exists():  # the store side's benchmark (the merge near COPY speed)
-            command = [sys.executable, str(merge), *(["--quick"] if args.quick else [])]
-            done = await asyncio.to_thread(
-                subprocess.run, command, capture_output=True, text=True, check=False
-            )
-            rows.append(
-                Row(
-                    "merge (bench/merge.py)",
-                    done.stdout.strip()[-400:] or done.stderr.strip()[-400:],
-                    "see bench/results",
-                    " ".join(command[1:]),
-                    load_note(),
-                )
-            )
-        else:
-            rows.append(
-                Row(
-                    "merge (bench/merge.py)",
-                    "not run: bench/merge.py is not on this branch yet",
-                    "≥ 50 % of COPY",
-                    "HOOK: runs bench/merge.py [--quick] when present",
-                    load_note(),
-                )
-            )
+        rows += await merge_rows(quick=args.quick)
     return rows
 
 

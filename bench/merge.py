@@ -19,7 +19,10 @@ which is printed):
 Item generation is timed separately and left out of the merge figures.
 
     .venv/bin/python bench/merge.py [--quick] [--repeat 3] [--sizes 100000,1000000]
-        [--no-pool] [--no-change-log | --only-change-log]
+        [--no-pool] [--no-change-log | --only-change-log] [--summary FILE]
+
+The report is printed and appended to bench/results/merge.md; `--summary` also writes the
+headline figures as JSON (bench/floor.py turns them into rows of issue 13's table).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import hashlib
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -53,6 +57,7 @@ from inventory_sync.syncing.streaming import stream_into_scope
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 COPY_CHUNK = 50_000
+RESULTS = Path(__file__).parent / "results" / "merge.md"
 
 
 @dataclass
@@ -362,7 +367,41 @@ def report(figures: Figures, sizes: list[int], *, repeat: int, load: tuple[str, 
     return "\n".join(lines)
 
 
-async def main(sizes: list[int], repeat: int, *, pools: bool, change_log: str) -> None:
+def summary(figures: Figures, sizes: list[int]) -> dict[str, Any]:
+    """The headline figures: per size, ours and COPY in rows/s and their ratio; the per-row
+    cost from the smallest to the largest size."""
+    out: dict[str, Any] = {"sizes": {}}
+    measured = [n for n in sizes if n in figures.fresh and n in figures.copy]
+    for n in measured:
+        fresh, copy = _median(figures.fresh[n]), _median(figures.copy[n])
+        out["sizes"][str(n)] = {
+            "ours_rows_s": n / fresh,
+            "copy_rows_s": n / copy,
+            "ratio": copy / fresh,
+            "unchanged_over_fresh": _median(figures.unchanged[n]) / fresh,
+            "rows_written_by_resync": max(figures.unchanged_writes[n]),
+        }
+    if len(measured) >= 2:
+        small, large = measured[0], measured[-1]
+        out["per_row_us"] = {
+            "small": small,
+            "large": large,
+            "ours": [_median(figures.fresh[n]) / n * 1e6 for n in (small, large)],
+            "copy": [_median(figures.copy[n]) / n * 1e6 for n in (small, large)],
+        }
+    return out
+
+
+def record(text: str, command: str) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with RESULTS.open("a") as out:
+        out.write(f"\n## {stamp}, `{command}`\n\n{text}\n")
+
+
+async def main(
+    sizes: list[int], repeat: int, *, pools: bool, change_log: str
+) -> tuple[Figures, str]:
+    """Every case, `repeat` times; the figures and their report."""
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     figures = Figures()
     with tempfile.TemporaryDirectory() as directory:
@@ -381,7 +420,7 @@ async def main(sizes: list[int], repeat: int, *, pools: bool, change_log: str) -
         finally:
             stop_embedded(data)  # also when a run fails: no server outlives the benchmark
     load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(report(figures, sizes, repeat=repeat, load=(load_before, load_after)))
+    return figures, report(figures, sizes, repeat=repeat, load=(load_before, load_after))
 
 
 if __name__ == "__main__":
@@ -395,10 +434,17 @@ if __name__ == "__main__":
     logs = parser.add_mutually_exclusive_group()
     logs.add_argument("--no-change-log", action="store_true", help="skip the change-log case")
     logs.add_argument("--only-change-log", action="store_true", help="run only that case")
+    parser.add_argument("--summary", type=Path, help="also write the headline figures as JSON")
     arguments = parser.parse_args()
     which = "skip" if arguments.no_change_log else "only" if arguments.only_change_log else "both"
     if arguments.quick:
         chosen, repeat = [20_000, 100_000], 1
     else:
         chosen, repeat = [int(s) for s in arguments.sizes.split(",") if s], arguments.repeat
-    asyncio.run(main(chosen, repeat, pools=not arguments.no_pool, change_log=which))
+    measured, text = asyncio.run(
+        main(chosen, repeat, pools=not arguments.no_pool, change_log=which)
+    )
+    print(text)
+    record(text, " ".join(["bench/merge.py", *sys.argv[1:]]))
+    if arguments.summary is not None:
+        arguments.summary.write_text(json.dumps(summary(measured, chosen), indent=2))
