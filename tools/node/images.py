@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imagetools import (
+    UNUSED_DAYS,
     Image,
     ImageError,
     Podman,
@@ -47,6 +48,8 @@ from imagetools import (
     digest,
     host_suite,
     libpod_cgroups,
+    mark_used,
+    prune,
     remove_new_cgroups,
     run,
     tool_version,
@@ -176,6 +179,8 @@ class Builder:
         self.directory = directory
         self.log = log
         self.timings: dict[str, float] = {}
+        #: Root filesystems this build read or made (images are in what build_all returns).
+        self.used: list[Path] = []
         self._podman: Podman | None = None
         self.suite = host_suite()
         self.sources = apt_sources(self.suite)
@@ -198,7 +203,10 @@ class Builder:
 
     def _rootfs(self, recipe: Rootfs, label: str) -> Path:
         tar = self.directory / f"{label}-rootfs-{recipe.key()}.tar"
-        if not tar.is_file():
+        self.used.append(tar)
+        if tar.is_file():
+            mark_used(tar)
+        else:
             self.say(f"mmdebstrap {label} ({', '.join(recipe.packages)})")
             started = time.monotonic()
             partial = tar.with_suffix(".partial")
@@ -350,9 +358,17 @@ def build_all(node_bin_dir: Path | None, *, log: bool = True) -> dict[str, Image
         finally:
             builder.close()
             remove_new_cgroups(cgroups_before)
+        keep = [*builder.used, *(p for i in images.values() for p in _files_of(i))]
+        freed = prune(directory, keep=keep)
+        if freed:
+            builder.say(f"removed {freed / 1e9:.1f} GB of images unused for {UNUSED_DAYS:g} days")
         for label, seconds in builder.timings.items():
             builder.say(f"{label}: {seconds:.0f}s")
         return images
+
+
+def _files_of(image: Image) -> tuple[Path, Path]:
+    return image.archive, image.archive.with_suffix(".json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """The plumbing of tools/node/images.py: podman with private configuration, tarballs cached
-under a digest of their inputs, the host's apt sources, and a lock per cache."""
+under a digest of their inputs (and pruned when unused for a while), the host's apt sources,
+and a lock per cache."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,8 +176,46 @@ def cached(archive: Path) -> Image | None:
     meta = archive.with_suffix(".json")
     if archive.is_file() and meta.is_file():
         data = json.loads(meta.read_text())
+        mark_used(archive, meta)
         return Image(name=data["name"], archive=archive, size_bytes=int(data["size_bytes"]))
     return None
+
+
+#: A cached tarball nobody has used for this long is removed by the next build: every commit
+#: that touches operator/ adds about 0.9 GB (operator and simulator images), and the key of
+#: the Debian-based ones moves with the package index.
+UNUSED_DAYS = 3.0
+#: What a build leaves in the cache directory: images, their metadata, root filesystems, and
+#: the `.partial` files and `.podman-*` storages of builds that died.
+CACHE_PATTERNS = ("*.tar", "*.json", "*.partial", ".podman-*")
+
+
+def mark_used(*paths: Path) -> None:
+    """A cache hit: the modification time says when an entry was last used (atime is often
+    not kept), so pruning spares it."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(path)
+
+
+def prune(directory: Path, *, keep: Iterable[Path], unused_days: float = UNUSED_DAYS) -> int:
+    """Remove cache entries of `directory` unused for `unused_days`, except `keep` (what this
+    build used); returns the bytes freed. Call it holding the cache's lock: no other build
+    is writing then, so an old `.partial` or `.podman-*` belongs to a build that died."""
+    kept = {path.resolve() for path in keep}
+    cutoff = time.time() - unused_days * 86_400
+    freed = 0
+    for pattern in CACHE_PATTERNS:
+        for path in directory.glob(pattern):
+            if path.resolve() in kept or path.lstat().st_mtime >= cutoff:
+                continue
+            if path.is_dir():
+                freed += sum(f.lstat().st_size for f in path.rglob("*") if f.is_file())
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                freed += path.lstat().st_size
+                path.unlink(missing_ok=True)
+    return freed
 
 
 @contextlib.contextmanager
