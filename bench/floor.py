@@ -450,6 +450,10 @@ class Row:
     how: str
     load: str
 
+    def __post_init__(self) -> None:
+        # A full run takes the better part of an hour: say each figure as it is measured.
+        print(f"{self.what}: {self.figure}", file=sys.stderr, flush=True)
+
 
 async def first_and_last_page(sim: Simulator, n: int) -> list[float]:
     """Seconds to answer the first 2000-device page the simulator builds per request (past
