@@ -42,7 +42,9 @@ def test_pruning_removes_only_what_nobody_used_lately(tmp_path: Path) -> None:
 
     freed = imagetools.prune(tmp_path, keep=[kept_old])
 
-    still_there = [p.name for p in (stale_image, stale_meta, died_build, died_storage) if p.exists()]
+    still_there = [
+        p.name for p in (stale_image, stale_meta, died_build, died_storage) if p.exists()
+    ]
     assert still_there == []
     missing = [p.name for p in (kept_old, recent, lock) if not p.exists()]
     assert missing == []
