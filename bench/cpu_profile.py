@@ -2,7 +2,10 @@
 sampled stack is put in one bucket (issue 13's "client CPU at 1M" row).
 
 py-spy runs as a separate process attached to ours (`--nonblocking`: the sampled threads
-are never paused) at 100 samples per second, every thread, idle threads left out. A stack
+are never paused) at 100 samples per second, every thread. py-spy leaves out threads it sees
+idle, but without pausing them it sees fewer: a worker waiting for work or a socket write
+can still be sampled, so the shares are of samples, and the process's CPU seconds (from
+getrusage) are reported beside them. A stack
 goes to the bucket of its innermost frame that belongs to one: the JSON decoder's caller,
 page staging, the HTTP stack, asyncpg, the rest of the engine. Only a stack with none of
 those (the loop flushing a socket buffer, a worker thread between tasks) counts as the event

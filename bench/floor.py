@@ -57,6 +57,7 @@ from typing import Any
 import asyncpg
 import httpx
 from cpu_profile import RATE, profiled
+from merge import per_row_text
 
 from inventory_sync.models import parse_sync_schedule_spec
 from inventory_sync.results import RunResult
@@ -576,12 +577,10 @@ async def merge_rows(*, quick: bool) -> list[Row]:
         )
     per_row = figures.get("per_row_us")
     if per_row:
-        ours, copy = per_row["ours"], per_row["copy"]
         rows.append(
             Row(
                 f"per-row merge cost {per_row['small']:,} → {per_row['large']:,} devices",
-                f"ours {ours[0]:.1f} → {ours[1]:.1f} µs ({ours[1] / ours[0]:.2f}x); "
-                f"COPY {copy[0]:.1f} → {copy[1]:.1f} µs ({copy[1] / copy[0]:.2f}x)",
+                per_row_text(per_row),
                 "flat",
                 how,
                 load_note(),
@@ -741,7 +740,7 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
                         f"client CPU of a fresh sync of {n:,} devices, zero latency",
                         profile.summary(),
                         "—",
-                        f"py-spy {RATE} Hz, every thread, idle samples left out; buckets by "
+                        f"py-spy {RATE} Hz, every thread (shares of samples); buckets by "
                         "innermost frame (bench/cpu_profile.py)",
                         load_note(),
                     )

@@ -343,18 +343,11 @@ def report(figures: Figures, sizes: list[int], *, repeat: int, load: tuple[str, 
             f"| {copy / fresh:.2f} | {unchanged:.1f} s ({', '.join(f'{v:.1f}' for v in figures.unchanged[n])}) "
             f"| {unchanged / fresh:.2f} | {max(figures.unchanged_writes[n])} |"
         )
-    if len(sizes) >= 2:
-        small, large = sizes[0], sizes[-1]
-
-        def per_row(values: dict[int, list[float]], n: int) -> float:
-            return _median(values[n]) / n * 1e6
-
+    per_row = summary(figures, sizes).get("per_row_us")
+    if per_row:
         lines += [
             "",
-            f"per-row cost {small:,} → {large:,}: ours {per_row(figures.fresh, small):.1f} → "
-            f"{per_row(figures.fresh, large):.1f} µs ({per_row(figures.fresh, large) / per_row(figures.fresh, small):.2f}x); "
-            f"COPY {per_row(figures.copy, small):.1f} → {per_row(figures.copy, large):.1f} µs "
-            f"({per_row(figures.copy, large) / per_row(figures.copy, small):.2f}x)",
+            f"per-row cost {per_row['small']:,} → {per_row['large']:,}: {per_row_text(per_row)}",
         ]
     if figures.pool:
         ten, wide = _median(figures.pool[10]), _median(figures.pool[32])
@@ -390,6 +383,15 @@ def summary(figures: Figures, sizes: list[int]) -> dict[str, Any]:
             "copy": [_median(figures.copy[n]) / n * 1e6 for n in (small, large)],
         }
     return out
+
+
+def per_row_text(per_row: dict[str, Any]) -> str:
+    """The `per_row_us` of a summary in words: ours and COPY, smallest → largest size."""
+    ours, copy = per_row["ours"], per_row["copy"]
+    return (
+        f"ours {ours[0]:.1f} → {ours[1]:.1f} µs ({ours[1] / ours[0]:.2f}x); "
+        f"COPY {copy[0]:.1f} → {copy[1]:.1f} µs ({copy[1] / copy[0]:.2f}x)"
+    )
 
 
 def record(text: str, command: str) -> None:

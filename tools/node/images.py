@@ -358,17 +358,13 @@ def build_all(node_bin_dir: Path | None, *, log: bool = True) -> dict[str, Image
         finally:
             builder.close()
             remove_new_cgroups(cgroups_before)
-        keep = [*builder.used, *(p for i in images.values() for p in _files_of(i))]
+        keep = [*builder.used, *(p for i in images.values() for p in (i.archive, i.metadata))]
         freed = prune(directory, keep=keep)
         if freed:
             builder.say(f"removed {freed / 1e9:.1f} GB of images unused for {UNUSED_DAYS:g} days")
         for label, seconds in builder.timings.items():
             builder.say(f"{label}: {seconds:.0f}s")
         return images
-
-
-def _files_of(image: Image) -> tuple[Path, Path]:
-    return image.archive, image.archive.with_suffix(".json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

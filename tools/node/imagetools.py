@@ -34,6 +34,11 @@ class Image:
     archive: Path
     size_bytes: int
 
+    @property
+    def metadata(self) -> Path:
+        """The JSON beside the archive (name and size): a cache entry is both files."""
+        return metadata_of(self.archive)
+
     def as_json(self) -> dict[str, object]:
         return {"name": self.name, "archive": str(self.archive), "size_bytes": self.size_bytes}
 
@@ -157,7 +162,7 @@ class Podman:
         self("save", "--format", "docker-archive", "-o", str(partial), name, what=f"save {name}")
         image = Image(name=name, archive=archive, size_bytes=self.size(name))
         partial.rename(archive)
-        archive.with_suffix(".json").write_text(json.dumps(image.as_json(), indent=2) + "\n")
+        image.metadata.write_text(json.dumps(image.as_json(), indent=2) + "\n")
         return image
 
     def close(self) -> None:
@@ -172,8 +177,12 @@ class Podman:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
+def metadata_of(archive: Path) -> Path:
+    return archive.with_suffix(".json")
+
+
 def cached(archive: Path) -> Image | None:
-    meta = archive.with_suffix(".json")
+    meta = metadata_of(archive)
     if archive.is_file() and meta.is_file():
         data = json.loads(meta.read_text())
         mark_used(archive, meta)
