@@ -4,7 +4,7 @@ whose absences are confirmed as cheaply as the evidence allows (syncing layer)."
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +25,7 @@ from inventory_sync.syncing.incremental import (
     outcome_counts,
     plan_walk,
 )
-from inventory_sync.upstream import GreenLakeClient, Prepare, Resource
+from inventory_sync.upstream import GreenLakeClient, Page, Prepare, Resource
 
 #: Missing ids confirmed by id at most cost this share of the walk's requests (50 ids each).
 BY_ID_SHARE = 0.1
@@ -77,9 +77,9 @@ async def _incremental(sync: _Sync, plan: WalkPlan) -> WalkPlan | None:
     outcome.mode, outcome.mode_reason = "incremental", plan.reason
     watch = HighWater()
     pages = sync.client.pages(
-        sync.resource, filter=changed_since_filter(plan.since), prepare=_staging(sync, watch)
+        sync.resource, filter=changed_since_filter(plan.since), prepare=_staging(sync)
     )
-    await _stream(sync, pages, judge_deletions=False)
+    await _stream(sync, _watched(pages, watch), judge_deletions=False)
     # Deletions leave no trace in a changes-only list: the count tells whether any happened.
     upstream = await sync.client.count(sync.resource)
     stored = await scopes.live_count(sync.ctx.pool, sync.spec, sync.workspace_id)
@@ -111,17 +111,16 @@ async def _full(sync: _Sync, plan: WalkPlan) -> None:
     async def confirm(missing: Sequence[str]) -> list[dict[str, Any]]:
         return await _confirm_absent(sync, missing, watch=watch, walk_total=max(totals, default=0))
 
-    async def observed() -> Any:
-        async with aclosing(
-            sync.client.pages(sync.resource, prepare=_staging(sync, watch))
-        ) as pages:
-            async for page in pages:
+    async def counted(pages: AsyncGenerator[Page, None]) -> AsyncGenerator[Page, None]:
+        async with aclosing(pages) as walk:
+            async for page in walk:
                 if page.total is not None:
                     totals.append(page.total)
                 yield page
 
+    pages = _watched(sync.client.pages(sync.resource, prepare=_staging(sync)), watch)
     try:
-        await _stream(sync, observed(), judge_deletions=True, confirm=confirm)
+        await _stream(sync, counted(pages), judge_deletions=True, confirm=confirm)
     finally:
         if earlier is not None:
             add_counts(outcome, earlier)
@@ -136,9 +135,19 @@ async def _full(sync: _Sync, plan: WalkPlan) -> None:
         )
 
 
-def _staging(sync: _Sync, watch: HighWater) -> Prepare:
-    """Pages staged where they are fetched, their `updatedAt` seen by `watch` first."""
-    return streaming.staging_where_fetched(sync.spec, observe=watch.observe)
+def _staging(sync: _Sync) -> Prepare:
+    """Pages staged where they are decoded (their newest `updatedAt` travels with them)."""
+    return streaming.StagingWhereDecoded(sync.spec)
+
+
+async def _watched(
+    pages: AsyncGenerator[Page, None], watch: HighWater
+) -> AsyncGenerator[Page, None]:
+    """`pages`, each seen by `watch` as the walk yields it."""
+    async with aclosing(pages) as walk:
+        async for page in walk:
+            watch.observe(page)
+            yield page
 
 
 async def _stream(

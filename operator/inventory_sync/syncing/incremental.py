@@ -61,30 +61,21 @@ def format_timestamp(moment: datetime) -> str:
 
 
 class HighWater:
-    """Observes a walk's pages (as each is fetched) for the newest `updatedAt`, capped by the server's clock when the
-    walk began (the first page's `Date`), so a future-stamped item cannot push the mark past
-    changes still to come."""
+    """Observes a walk's pages (as the walk yields them) for the newest `updatedAt`, capped by
+    the server's clock when the walk began (the first page's `Date`), so a future-stamped item
+    cannot push the mark past changes still to come."""
 
     def __init__(self) -> None:
         self._newest: datetime | None = None
-        self._newest_text = ""
         self._server_start: datetime | None = None
 
     def observe(self, page: Page) -> None:
         if self._server_start is None and page.server_date is not None:
             self._server_start = page.server_date
-        for item in page.items:
-            stamp = item.get("updatedAt")
-            # Same-format ISO strings sort like instants: parse only what may be newer.
-            if isinstance(stamp, str) and (
-                stamp[:19] >= self._newest_text[:19] or not stamp.endswith("Z")
-            ):
-                self._consider(stamp)
-
-    def _consider(self, text: str) -> None:
-        moment = parse_timestamp(text)
+        # Read where the page was decoded (`Page.newest_update`): its items may be gone.
+        moment = page.newest_update
         if moment is not None and (self._newest is None or moment > self._newest):
-            self._newest, self._newest_text = moment, text
+            self._newest = moment
 
     @property
     def server_start(self) -> datetime | None:
@@ -99,15 +90,6 @@ class HighWater:
         if self._server_start is not None and self._newest > self._server_start:
             return self._server_start
         return self._newest
-
-
-def parse_timestamp(text: str) -> datetime | None:
-    """An aware datetime from an ISO-8601 `updatedAt`, or None when it is not one."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def outcome_counts(outcome: Any) -> dict[str, int]:

@@ -20,8 +20,16 @@ from inventory_sync.syncing.credentials import SecretReader
 from inventory_sync.syncing.progress import NoProgress, ProgressListener
 from inventory_sync.syncing.session import UpstreamSession
 from inventory_sync.syncing.sources import sync_source
+from inventory_sync.upstream.offloading import SHARED_WORKERS
 
 logger = logging.getLogger(__name__)
+
+#: What a page worker unpickles its work from: the page readers and the staging `Prepare`.
+PAGE_WORK_MODULES = (
+    "inventory_sync.upstream.greenlake",
+    "inventory_sync.upstream.central",
+    "inventory_sync.syncing.streaming",
+)
 
 
 def utcnow() -> datetime:
@@ -50,6 +58,8 @@ async def run_sync(
     saved for them while the sources run and once they are done (syncing/shared_budgets.py).
     """
     limit = time_limit or spec.effective_timeout
+    # Pages are decoded in worker processes: they start while the first requests travel.
+    SHARED_WORKERS.warm_up(PAGE_WORK_MODULES)
     started = clock()
     t0 = time.monotonic()
     ctx = SourceContext(

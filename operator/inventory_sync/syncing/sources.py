@@ -82,7 +82,7 @@ async def _open_walk(ctx: SourceContext, source: Source) -> _Walk:
     return _Walk(
         CENTRAL_DEVICES,
         central.workspace_id,
-        central_client.pages(prepare=streaming.staging_where_fetched(CENTRAL_DEVICES)),
+        central_client.pages(prepare=streaming.StagingWhereDecoded(CENTRAL_DEVICES)),
         confirm_central,
         central_client.stats,
     )

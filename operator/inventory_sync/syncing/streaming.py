@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,7 +17,7 @@ from inventory_sync.store.merging import ScopeMerge, WalkShape
 from inventory_sync.store.staging import StagedPage, stage_page
 from inventory_sync.store.tables import TableSpec
 from inventory_sync.syncing.progress import ProgressListener
-from inventory_sync.upstream import Page, Prepare
+from inventory_sync.upstream import Page
 
 #: Re-asks the upstream about ids the walk missed; returns the items that still exist.
 Confirm = Callable[[Sequence[str]], Awaitable[list[dict[str, Any]]]]
@@ -87,23 +88,21 @@ async def stream_into_scope(
         _copy_merge_counts(merge, outcome)
 
 
-def staging_where_fetched(
-    spec: TableSpec, *, observe: Callable[[Page], None] | None = None
-) -> Prepare:
-    """A `Prepare` (pass it to a client's `pages`) that stages each page for `spec` in the
-    task that fetched it; `observe` sees the items first (e.g. a high-water mark).
+@dataclass(frozen=True)
+class StagingWhereDecoded:
+    """A `Prepare` (pass it to a client's `pages`) that stages each page for `spec` where the
+    page is decoded: in the page worker process, off this process's event loop and GIL (see
+    `upstream.offloading`). Plain data, so it can be sent there.
 
     A page waiting in the walk's queue then holds JSON text and hashes, not 2,000 decoded
     dicts: a full garbage collection scanned up to 16 such pages and paused the event loop
-    (every source's) for up to 355 ms; the dicts now die young, where they were decoded.
+    (every source's) for up to 355 ms; the dicts now never reach this process.
     """
 
-    def prepare(page: Page) -> Page:
-        if observe is not None:
-            observe(page)
-        return dataclasses.replace(page, items=[], prepared=stage_page(spec, page.items))
+    spec: TableSpec
 
-    return prepare
+    def __call__(self, page: Page) -> Page:
+        return dataclasses.replace(page, items=[], prepared=stage_page(self.spec, page.items))
 
 
 def _staged(page: Paged, spec: TableSpec) -> StagedPage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -12,8 +13,9 @@ from typing import Literal
 import httpx
 
 from inventory_sync.errors import UpstreamProtocolError
-from inventory_sync.upstream.offloading import Offload, WalkThread
+from inventory_sync.upstream.offloading import Offload, WalkWorker
 from inventory_sync.upstream.paging import (
+    Answer,
     NextMarker,
     Page,
     Prepare,
@@ -113,18 +115,14 @@ class CentralClient:
 
     async def pages(self, *, prepare: Prepare | None = None) -> AsyncGenerator[Page, None]:
         """Every page, page 1 first, the others as they arrive (maybe out of order), each
-        decoded and passed through `prepare` in the walk's own thread, off the event loop
-        (see `offloading`).
+        decoded and passed through `prepare` (which must be picklable) in a page worker
+        process, off the event loop (see `offloading`).
 
         Close the iterator (`contextlib.aclosing`) if you stop early.
         """
-        thread = WalkThread("central")
-        try:
-            async with aclosing(self._walk(_PageWork(prepare, thread))) as pages:
-                async for page in pages:
-                    yield page
-        finally:
-            thread.close()
+        async with aclosing(self._walk(_PageWork(prepare, WalkWorker()))) as pages:
+            async for page in pages:
+                yield page
 
     async def _walk(self, work: _PageWork) -> AsyncGenerator[Page, None]:
         first, marker = await self._fetch(1, number=0, numbered=None, work=work)
@@ -197,18 +195,36 @@ class CentralClient:
         size = self._page_size
         params: dict[str, str | int] = {"limit": size, "next": marker}
 
-        def read(response: httpx.Response) -> tuple[Page, NextMarker]:
-            page, following = decode_central_page(response, describe=self._describe, number=number)
-            whole = numbered
-            if whole is None:  # page 1: a page-number server, or a single page with a total
-                whole = isinstance(following, int) or (following is None and page.total is not None)
-            if whole:
-                require_whole(page, describe=self._describe, offset=number * size, limit=size)
-            return (page if work.prepare is None else work.prepare(page)), following
-
+        # Plain data around a module-level function: it may be sent to a worker process.
+        read = functools.partial(
+            _read_page,
+            describe=self._describe,
+            number=number,
+            size=size,
+            numbered=numbered,
+            prepare=work.prepare,
+        )
         return await self._requester.get(
             self._url, params=params, limiter=self.limiter, read=read, offload=work.offload
         )
+
+
+def _read_page(
+    answer: Answer,
+    *,
+    describe: str,
+    number: int,
+    size: int,
+    numbered: bool | None,
+    prepare: Prepare | None,
+) -> tuple[Page, NextMarker]:
+    page, following = decode_central_page(answer, describe=describe, number=number)
+    whole = numbered
+    if whole is None:  # page 1: a page-number server, or a single page with a total
+        whole = isinstance(following, int) or (following is None and page.total is not None)
+    if whole:
+        require_whole(page, describe=describe, offset=number * size, limit=size)
+    return (page if prepare is None else prepare(page)), following
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from inventory_sync.errors import UpstreamProtocolError, UpstreamUnavailable
-from inventory_sync.upstream.paging import Page, decode_json
+from inventory_sync.upstream.paging import Answer, Page, decode_json
 from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry, budget_host
 from inventory_sync.upstream.requesting import BearerTokens, Requester
 from inventory_sync.upstream.retrying import RequestStats, RetryPolicy, Sleep, safe_url
@@ -87,9 +87,7 @@ class AccountBudget:
             self.second.pause_for(1.0)
 
 
-def decode_classic_page(
-    response: httpx.Response, *, describe: str, offset: int, limit: int
-) -> Page:
+def decode_classic_page(response: Answer, *, describe: str, offset: int, limit: int) -> Page:
     """A `{devices, total}` page asked for at `offset`; it must hold min(limit, total - offset)
     devices (a short page mid-walk would silently drop devices, so it is retried)."""
     body = decode_json(response, describe=describe)
@@ -184,7 +182,7 @@ class ClassicCentralClient:
         describe = f"GET {safe_url(self._url)}"
         size = self._page_size
 
-        def read(response: httpx.Response) -> Page:
+        def read(response: Answer) -> Page:
             return decode_classic_page(response, describe=describe, offset=offset, limit=size)
 
         return await self._requester.get(

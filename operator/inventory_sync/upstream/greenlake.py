@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
@@ -12,8 +13,8 @@ from typing import Any, Literal
 import httpx
 
 from inventory_sync.errors import UpstreamProtocolError
-from inventory_sync.upstream.offloading import Offload, WalkThread
-from inventory_sync.upstream.paging import Page, Prepare, chunked, decode_offset_page
+from inventory_sync.upstream.offloading import Offload, WalkWorker
+from inventory_sync.upstream.paging import Answer, Page, Prepare, chunked, decode_offset_page
 from inventory_sync.upstream.ratelimit import RateLimiter, RateLimiterRegistry, budget_host
 from inventory_sync.upstream.requesting import Requester
 from inventory_sync.upstream.retrying import RequestStats, RetryPolicy, Sleep, safe_url
@@ -116,41 +117,39 @@ class GreenLakeClient:
         with its items, and nothing else can be asked before it tells `total`) tells `total`;
         the rest is then spread over up to `max_concurrent_pages` fetchers in pages of at most
         the page size (see `spread_page_size` and `walking.walk_concurrently`). Each page is
-        decoded and passed through `prepare` in the walk's own thread, off the event loop
-        (see `offloading`). Close the iterator (`contextlib.aclosing`) if you stop early.
+        decoded and passed through `prepare` (which must be picklable) in a page worker
+        process, off the event loop (see `offloading`). Close the iterator
+        (`contextlib.aclosing`) if you stop early.
         """
         size = self.page_size(resource)
         first_size = min(size, FIRST_PAGE_ITEMS)
-        thread = WalkThread(f"greenlake-{resource}")
+        worker = WalkWorker()
 
         def fetcher(limit: int) -> FetchAt:
             async def fetch(offset: int) -> Page:
                 return await self._fetch(
                     resource, offset=offset, size=limit, filter=filter, sort=sort,
-                    prepare=prepare, offload=thread,
+                    prepare=prepare, offload=worker,
                 )  # fmt: skip
 
             return fetch
 
-        try:
-            first = await fetcher(first_size)(0)
-            rest_size = spread_page_size(
-                (first.total or 0) - first_size, page_size=size, fetchers=self._max_concurrent
-            )
-            walk = walk_concurrently(
-                fetcher(rest_size),
-                first=first,
-                page_size=rest_size,
-                start=first_size,
-                max_concurrent=self._max_concurrent,
-                name=f"greenlake {resource}",
-            )
-            # aclosing: closing this generator must stop the fetchers now, not at collection.
-            async with aclosing(walk) as pages:
-                async for page in pages:
-                    yield page
-        finally:
-            thread.close()
+        first = await fetcher(first_size)(0)
+        rest_size = spread_page_size(
+            (first.total or 0) - first_size, page_size=size, fetchers=self._max_concurrent
+        )
+        walk = walk_concurrently(
+            fetcher(rest_size),
+            first=first,
+            page_size=rest_size,
+            start=first_size,
+            max_concurrent=self._max_concurrent,
+            name=f"greenlake {resource}",
+        )
+        # aclosing: closing this generator must stop the fetchers now, not at collection.
+        async with aclosing(walk) as pages:
+            async for page in pages:
+                yield page
 
     async def count(self, resource: Resource, *, filter: str | None = None) -> int:
         """How many items `resource` holds now (with `filter`: how many match), for one request:
@@ -207,13 +206,20 @@ class GreenLakeClient:
             params["sort"] = sort
         describe = f"GET {safe_url(url)}"
 
-        def read(response: httpx.Response) -> Page:
-            page = decode_offset_page(response, describe=describe, offset=offset, limit=size)
-            return page if prepare is None else prepare(page)
-
+        # Plain data around a module-level function: it may be sent to a worker process.
+        read = functools.partial(
+            _read_page, describe=describe, offset=offset, limit=size, prepare=prepare
+        )
         return await self._requester.get(
             url, params=params, limiter=self.limiter(resource), read=read, offload=offload
         )
+
+
+def _read_page(
+    answer: Answer, *, describe: str, offset: int, limit: int, prepare: Prepare | None
+) -> Page:
+    page = decode_offset_page(answer, describe=describe, offset=offset, limit=limit)
+    return page if prepare is None else prepare(page)
 
 
 #: The first page of a walk: small, because its answer must arrive before anything else can be

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -24,6 +25,9 @@ class Page:
     #: The server's clock when it answered (its `Date` header), if it said: the time base for
     #: high-water marks that must not depend on our own clock.
     server_date: datetime | None = None
+    #: The newest `updatedAt` among the items (GreenLake pages), read where the page was
+    #: decoded: what a high-water mark needs after `prepare` has dropped the items.
+    newest_update: datetime | None = None
     #: What the caller's `Prepare` made of the items where the page was decoded (opaque here);
     #: `items` is then empty.
     prepared: object | None = None
@@ -35,9 +39,32 @@ class Page:
 Prepare = Callable[[Page], Page]
 
 
-def server_date(response: httpx.Response) -> datetime | None:
-    """The response's `Date` header as an aware datetime, or None when absent or malformed."""
-    value = response.headers.get("date")
+class Answer(Protocol):
+    """What reading a page needs of a response: an `httpx.Response`, or its `Body`."""
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class Body:
+    """A response's body and headers, detached from its connection: what a page decoder in
+    another process is sent (a response itself cannot be pickled)."""
+
+    content: bytes
+    headers: Mapping[str, str]
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> Body:
+        return cls(response.content, dict(response.headers))
+
+
+def server_date(answer: Answer) -> datetime | None:
+    """The answer's `Date` header as an aware datetime, or None when absent or malformed."""
+    value = answer.headers.get("date")
     if not value:
         return None
     try:
@@ -59,24 +86,24 @@ def _may_hold_wide_integer(body: bytes) -> bool:
     return body.translate(_DIGITS_AS_ZERO).find(_WIDE) != -1
 
 
-def decode_json(response: httpx.Response, *, describe: str) -> Any:
-    """The response's JSON body; malformed or truncated JSON becomes UpstreamProtocolError.
+def decode_json(answer: Answer, *, describe: str) -> Any:
+    """The answer's JSON body; malformed or truncated JSON becomes UpstreamProtocolError.
 
     The message gives the body's size, never its text: a body can echo anything. orjson
     decodes a 2000-item page several times faster than the standard library (it was 43 % of
     a large walk's CPU); the standard library reads what orjson would change or refuse.
     """
-    body = response.content
+    body = answer.content
     if not _may_hold_wide_integer(body):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass  # NaN, a lone surrogate, another charset: the standard library decides
     try:
-        return response.json()
+        return json.loads(body)  # what httpx's Response.json() does (bytes: UTF-8/16/32)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UpstreamProtocolError(
-            f"{describe}: body is not valid JSON ({len(response.content)} bytes)"
+            f"{describe}: body is not valid JSON ({len(body)} bytes)"
         ) from exc
 
 
@@ -124,15 +151,21 @@ def require_whole(page: Page, *, describe: str, offset: int, limit: int) -> None
         )
 
 
-def decode_offset_page(response: httpx.Response, *, describe: str, offset: int, limit: int) -> Page:
+def decode_offset_page(answer: Answer, *, describe: str, offset: int, limit: int) -> Page:
     """A GreenLake `{items, count, offset, total}` page requested at `offset` with `limit`;
     it must be whole (see `require_whole`)."""
-    body, items = _envelope(decode_json(response, describe=describe), describe=describe)
+    body, items = _envelope(decode_json(answer, describe=describe), describe=describe)
     total = _count(body, "total", describe=describe)
     echoed = body.get("offset")
     if echoed is not None and echoed != offset:
         raise UpstreamProtocolError(f"{describe}: asked for offset {offset}, got {echoed!r}")
-    page = Page(items=items, total=total, number=offset // limit, server_date=server_date(response))
+    page = Page(
+        items=items,
+        total=total,
+        number=offset // limit,
+        server_date=server_date(answer),
+        newest_update=newest_timestamp(items, "updatedAt"),
+    )
     require_whole(page, describe=describe, offset=offset, limit=limit)
     return page
 
@@ -142,18 +175,16 @@ def decode_offset_page(response: httpx.Response, *, describe: str, offset: int, 
 NextMarker = int | str | None
 
 
-def decode_central_page(
-    response: httpx.Response, *, describe: str, number: int
-) -> tuple[Page, NextMarker]:
+def decode_central_page(answer: Answer, *, describe: str, number: int) -> tuple[Page, NextMarker]:
     """A New Central `{items, total, count, next}` page (`number` is its 0-based index) and
     its `next`: an int when it is a page number (a JSON integer or a string of digits), the
     string itself when it is an opaque cursor, None (or "") at the end."""
-    body, items = _envelope(decode_json(response, describe=describe), describe=describe)
+    body, items = _envelope(decode_json(answer, describe=describe), describe=describe)
     total = _count(body, "total", describe=describe)
     marker = body.get("next")
     if marker is not None and (isinstance(marker, bool) or not isinstance(marker, str | int)):
         raise UpstreamProtocolError(f"{describe}: 'next' is {type(marker).__name__}")
-    page = Page(items=items, total=total, number=number, server_date=server_date(response))
+    page = Page(items=items, total=total, number=number, server_date=server_date(answer))
     if marker is None or marker == "":
         return page, None
     if isinstance(marker, int) or marker.isdigit():
@@ -162,6 +193,29 @@ def decode_central_page(
             raise UpstreamProtocolError(f"{describe}: 'next' page number {value} is below 1")
         return page, value
     return page, marker
+
+
+def newest_timestamp(items: list[dict[str, Any]], field: str) -> datetime | None:
+    """The latest ISO-8601 instant among the items' `field` values; None when none has one."""
+    newest: datetime | None = None
+    newest_text = ""
+    for item in items:
+        stamp = item.get(field)
+        # Same-format ISO strings sort like instants: parse only what may be newer.
+        if isinstance(stamp, str) and (stamp[:19] >= newest_text[:19] or not stamp.endswith("Z")):
+            moment = parse_timestamp(stamp)
+            if moment is not None and (newest is None or moment > newest):
+                newest, newest_text = moment, stamp
+    return newest
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """An aware datetime from an ISO-8601 stamp, or None when it is not one (or is naive)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def chunked(values: list[str], size: int) -> list[list[str]]:

@@ -26,7 +26,7 @@ from inventory_sync.errors import (
     UpstreamRequestError,
     public_message,
 )
-from inventory_sync.upstream.paging import decode_json
+from inventory_sync.upstream.paging import Answer, decode_json
 from inventory_sync.upstream.retrying import (
     RequestStats,
     RetryPolicy,
@@ -177,7 +177,7 @@ class RefreshTokenProvider:
         async def send() -> httpx.Response:
             return await self._http.post(self._token_url, data=form, timeout=self._timeout)
 
-        def read(response: httpx.Response) -> _Grant:
+        def read(response: Answer) -> _Grant:
             return _read_grant(decode_json(response, describe=describe), describe=describe)
 
         try:

@@ -13,6 +13,7 @@ import httpx
 
 from inventory_sync.errors import UpstreamAuthError
 from inventory_sync.upstream.offloading import Offload
+from inventory_sync.upstream.paging import Answer
 from inventory_sync.upstream.ratelimit import RateLimiter, window_headers
 from inventory_sync.upstream.retrying import (
     AttemptRecord,
@@ -84,7 +85,7 @@ class Requester:
         *,
         params: Params,
         limiter: Budget,
-        read: Callable[[httpx.Response], _T],
+        read: Callable[[Answer], _T],
         observe: Callable[[httpx.Response], None] | None = None,
         offload: Offload | None = None,
     ) -> _T:
@@ -168,7 +169,7 @@ class Requester:
 class _Reading(Generic[_T]):
     """How one GET's answer is read: the same for its retries and its second token."""
 
-    read: Callable[[httpx.Response], _T]
+    read: Callable[[Answer], _T]
     describe: str
     observe: Callable[[httpx.Response], None] | None
     offload: Offload | None

@@ -26,6 +26,7 @@ from inventory_sync.errors import (
     public_message,
 )
 from inventory_sync.upstream.offloading import Offload
+from inventory_sync.upstream.paging import Answer, Body
 
 log = logging.getLogger(__name__)
 
@@ -168,19 +169,19 @@ async def send_with_retries(
     once `policy.max_attempts` attempts failed on 429, 5xx, timeouts or dropped connections.
     `describe` names the request in messages ("GET https://host/path", no query string).
     """
-    return await send_and_read(
+    return await _send_then_read(
         send, read=_as_is, policy=policy, describe=describe, on_attempt=on_attempt, sleep=sleep
     )
 
 
-def _as_is(response: httpx.Response) -> httpx.Response:
+async def _as_is(response: httpx.Response) -> httpx.Response:
     return response
 
 
 async def send_and_read(
     send: Callable[[], Awaitable[httpx.Response]],
     *,
-    read: Callable[[httpx.Response], _T],
+    read: Callable[[Answer], _T],
     policy: RetryPolicy,
     describe: str,
     on_attempt: Callable[[AttemptRecord], None] | None = None,
@@ -188,10 +189,35 @@ async def send_and_read(
     offload: Offload | None = None,
 ) -> _T:
     """Like send_with_retries, then `read` the 2xx response (through `offload`, if given: off
-    the event loop); if `read` raises UpstreamProtocolError (malformed or inconsistent body)
-    the request is retried like a 5xx, because on real networks a truncated body is as
-    transient as a dropped connection."""
+    the event loop, and then `read` gets the response's `Body`); if `read` raises
+    UpstreamProtocolError (malformed or inconsistent body) the request is retried like a 5xx,
+    because on real networks a truncated body is as transient as a dropped connection."""
 
+    async def reading(response: httpx.Response) -> _T:
+        if offload is None:
+            return read(response)
+        # A worker process cannot take the response itself: its body and headers travel.
+        return await offload(functools.partial(read, Body.of(response)))
+
+    return await _send_then_read(
+        send,
+        read=reading,
+        policy=policy,
+        describe=describe,
+        on_attempt=on_attempt,
+        sleep=sleep,
+    )
+
+
+async def _send_then_read(
+    send: Callable[[], Awaitable[httpx.Response]],
+    *,
+    read: Callable[[httpx.Response], Awaitable[_T]],
+    policy: RetryPolicy,
+    describe: str,
+    on_attempt: Callable[[AttemptRecord], None] | None,
+    sleep: Sleep,
+) -> _T:
     def report(record: AttemptRecord) -> None:
         if on_attempt is not None:
             on_attempt(record)
@@ -213,10 +239,7 @@ async def send_and_read(
             status = response.status_code
             if response.is_success:
                 try:
-                    if offload is None:
-                        result = read(response)
-                    else:
-                        result = await offload(functools.partial(read, response))
+                    result = await read(response)
                 except UpstreamProtocolError as exc:
                     failure = str(exc).removeprefix(f"{describe}: ")
                     cause, error = exc, "protocol"

@@ -14,7 +14,7 @@ import httpx
 
 from inventory_sync.errors import UpstreamAuthError, UpstreamProtocolError, UpstreamRequestError
 from inventory_sync.upstream.credentials import ClientCredentials
-from inventory_sync.upstream.paging import decode_json
+from inventory_sync.upstream.paging import Answer, decode_json
 from inventory_sync.upstream.retrying import (
     RequestStats,
     RetryPolicy,
@@ -102,7 +102,7 @@ class TokenProvider:
         async def send() -> httpx.Response:
             return await self._http.post(self._token_url, data=form, timeout=self._timeout)
 
-        def read(response: httpx.Response) -> _Grant:
+        def read(response: Answer) -> _Grant:
             return _read_grant(decode_json(response, describe=describe), describe=describe)
 
         try:

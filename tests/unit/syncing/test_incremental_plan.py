@@ -14,6 +14,7 @@ from inventory_sync.syncing.incremental import (
     plan_walk,
 )
 from inventory_sync.upstream import Page
+from inventory_sync.upstream.paging import newest_timestamp
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
@@ -74,7 +75,10 @@ def test_the_filter_uses_the_documented_grammar_and_never_rounds_up() -> None:
 
 
 def page(*stamps: str | None, date: datetime | None = None) -> Page:
-    return Page(items=[{"updatedAt": s} for s in stamps], total=None, number=0, server_date=date)
+    """A page as a decoder in a worker process hands it over: its newest stamp read there."""
+    items = [{"updatedAt": s} for s in stamps]
+    newest = newest_timestamp(items, "updatedAt")
+    return Page(items=[], total=None, number=0, server_date=date, newest_update=newest)
 
 
 def test_the_mark_is_the_newest_update_seen() -> None:

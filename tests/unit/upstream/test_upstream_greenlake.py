@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import gc
-import threading
+import itertools
+import os
+import time
 from collections import Counter
 from typing import Any
 
@@ -20,6 +24,7 @@ from inventory_sync.errors import (
 )
 from inventory_sync.upstream import GreenLakeClient, GreenLakeLimits, Page, RateLimiterRegistry
 from inventory_sync.upstream.greenlake import spread_page_size
+from inventory_sync.upstream.offloading import SHARED_WORKERS
 
 DEVICES = "/devices/v1/devices"
 SUBSCRIPTIONS = "/subscriptions/v1/subscriptions"
@@ -315,30 +320,73 @@ async def test_two_clients_on_one_workspace_share_the_budget(
     assert first.stats.rate_limit_wait_seconds + second.stats.rate_limit_wait_seconds > 0
 
 
-async def test_each_page_is_prepared_in_the_walks_thread_while_the_loop_runs_on(
+def prepare_in_worker(page: Page, *, hold: float = 0.0) -> Page:
+    """A picklable prepare: says which process ran it, and when (CLOCK_MONOTONIC is one clock
+    for every process of the machine)."""
+    started = time.monotonic()
+    time.sleep(hold)
+    return dataclasses.replace(
+        page, items=[], prepared=(os.getpid(), started, time.monotonic(), len(page.items))
+    )
+
+
+def prepare_dying_once(page: Page, *, marker: str) -> Page:
+    """Ends its worker process the first time it runs (while `marker` does not exist)."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return prepare_in_worker(page)
+
+
+def prepare_always_dying(page: Page) -> Page:
+    os._exit(1)
+
+
+async def test_each_page_is_prepared_in_a_worker_process_one_page_of_a_walk_at_a_time(
     server: Any, make_greenlake: Any
 ) -> None:
-    """Decoding and preparing a page is CPU work: done on the event loop it held every other
-    source up. Each prepare here waits until the loop has run a callback, which can only
-    happen if the prepare is not on the loop itself."""
+    """Decoding and preparing a page is CPU work: on the event loop, or in a thread holding
+    the GIL, it held every other source up. It runs in a worker process, and a walk has one
+    page there at a time (so it cannot queue its 8 fetchers' pages ahead of another walk's)."""
     server.devices = server.items(45)
     client = make_greenlake(page_size=10, max_concurrent_pages=3)
-    loop = asyncio.get_running_loop()
-    threads: list[str] = []
-    loop_ran: list[bool] = []
+    # Every worker started and idle, so two pages could run at once if a walk let them.
+    executor, loop = SHARED_WORKERS.executor(), asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(executor, time.sleep, 0.5) for _ in range(2)))
 
-    def prepare(page: Page) -> Page:
-        threads.append(threading.current_thread().name)
-        ran = threading.Event()
-        loop.call_soon_threadsafe(ran.set)
-        loop_ran.append(ran.wait(5))
-        return Page(items=[], total=page.total, number=page.number, prepared=len(page.items))
-
-    pages = await walk(client, prepare=prepare)
+    pages = await walk(client, prepare=functools.partial(prepare_in_worker, hold=0.05))
 
     assert sorted(p.number for p in pages) == list(range(5))
     assert all(p.items == [] for p in pages)  # a queued page is already compact
-    assert sum(p.prepared for p in pages) == 45  # type: ignore[misc]
-    assert loop_ran == [True] * 5
-    assert len(set(threads)) == 1  # one thread per walk: a stateful prepare never races
-    assert threads[0].startswith("greenlake-devices")
+    work = sorted((p.prepared for p in pages), key=lambda w: w[1])  # type: ignore[index]
+    assert sum(count for *_, count in work) == 45
+    assert os.getpid() not in {pid for pid, *_ in work}
+    for (_, _, ended, _), (_, started, _, _) in itertools.pairwise(work):
+        assert ended <= started  # never two pages of this walk at once
+
+
+async def test_a_page_worker_that_dies_is_replaced_and_its_page_asked_for_again(
+    server: Any, make_greenlake: Any, tmp_path: Any
+) -> None:
+    server.devices = server.items(30)
+    client = make_greenlake(page_size=10, max_concurrent_pages=2)
+    prepare = functools.partial(prepare_dying_once, marker=str(tmp_path / "died"))
+
+    pages = await walk(client, prepare=prepare)
+
+    assert sum(p.prepared[-1] for p in pages) == 30  # type: ignore[index]
+    # The page whose worker died was requested again: one request more than the pages.
+    assert len(server.api_requests(DEVICES)) == 4
+    assert client.stats.retries == 1
+
+
+async def test_a_page_that_always_kills_its_worker_fails_the_walk_saying_so(
+    server: Any, make_greenlake: Any
+) -> None:
+    server.devices = server.items(5)
+    client = make_greenlake(page_size=10)
+
+    with pytest.raises(UpstreamUnavailable, match="the page worker process stopped"):
+        await walk(client, prepare=prepare_always_dying)
+    # The next walk gets working workers again.
+    assert sum(p.prepared[-1] for p in await walk(client, prepare=prepare_in_worker)) == 5  # type: ignore[index]
