@@ -1,11 +1,12 @@
-"""Where this process's CPU goes during a block: py-spy samples it from outside, and each
-sampled stack is put in one bucket (issue 13's "client CPU at 1M" row).
+"""Where this process's CPU goes during a block, its page worker's included: py-spy samples
+them from outside, and each sampled stack is put in one bucket (issue 13's "client CPU at 1M"
+row).
 
-py-spy runs as a separate process attached to ours (`--nonblocking`: the sampled threads
+One py-spy runs per sampled process, attached to it (`--nonblocking`: the sampled threads
 are never paused) at 100 samples per second, every thread. py-spy leaves out threads it sees
 idle, but without pausing them it sees fewer: a worker waiting for work or a socket write
-can still be sampled, so the shares are of samples, and the process's CPU seconds (from
-getrusage) are reported beside them. A stack
+can still be sampled, so the shares are of samples, and the processes' CPU seconds (from
+getrusage and /proc) are reported beside them. A stack
 goes to the bucket of its innermost frame that belongs to one: the JSON decoder's caller,
 page staging, the HTTP stack, asyncpg, the rest of the engine. Only a stack with none of
 those (the loop flushing a socket buffer, a worker thread between tasks) counts as the event
@@ -37,6 +38,10 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("staging (encode, hash, links)", ("inventory_sync/store/staging.py",)),
     ("HTTP (httpx, httpcore, h11, TLS)", ("httpx/", "httpcore/", "h11/", "anyio/", "ssl.py")),
     ("asyncpg", ("asyncpg/",)),
+    (
+        "pages to and from the worker (pickle, pipes)",
+        ("multiprocessing/", "concurrent/futures/process.py"),
+    ),
     ("engine, other", ("inventory_sync/",)),
 )
 #: Where a stack goes when no frame of it belongs to a bucket above: asyncpg's socket write
@@ -95,35 +100,55 @@ def tally(raw: str) -> Counter[str]:
     return counts
 
 
-def _cpu_seconds() -> float:
+def _cpu_seconds(workers: list[int]) -> float:
+    """This process's CPU seconds plus those of `workers` (from /proc: they are not our
+    waited-for children, so getrusage does not count them)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    total = usage.ru_utime + usage.ru_stime
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in workers:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 @contextmanager
-def profiled() -> Iterator[Profile]:
-    """Profile this process for the duration of the block; the result fills in on exit."""
+def profiled(workers: list[int] | None = None) -> Iterator[Profile]:
+    """Profile this process and its page `workers` (process ids) for the duration of the
+    block; the result fills in on exit."""
     profile = Profile()
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
         profile.error = "py-spy is not installed (it is in the dev extra)"
         yield profile
         return
+    pids = [os.getpid(), *(workers or [])]
     with tempfile.TemporaryDirectory() as directory:
-        out = Path(directory) / "stacks.txt"
-        command = [spy, "record", "--pid", str(os.getpid()), "--format", "raw"]
-        command += ["--rate", str(RATE), "--nonblocking", "--output", str(out)]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        outputs = [Path(directory) / f"stacks-{pid}.txt" for pid in pids]
+        spies = []
+        for pid, out in zip(pids, outputs, strict=True):
+            command = [spy, "record", "--pid", str(pid), "--format", "raw"]
+            command += ["--rate", str(RATE), "--nonblocking", "--output", str(out)]
+            spies.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            )
         time.sleep(1.0)  # attaching takes a moment; samples before the block would not count
-        cpu, wall = _cpu_seconds(), time.perf_counter()
+        cpu, wall = _cpu_seconds(pids[1:]), time.perf_counter()
         try:
             yield profile
         finally:
-            profile.cpu_seconds = _cpu_seconds() - cpu
+            profile.cpu_seconds = _cpu_seconds(pids[1:]) - cpu
             profile.wall_seconds = time.perf_counter() - wall
-            process.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
-            _, stderr = process.communicate(timeout=60)
-            if out.exists():
-                profile.samples = tally(out.read_text())
-            else:
-                profile.error = f"py-spy wrote nothing: {stderr.decode(errors='replace')[-200:]}"
+            for process in spies:
+                process.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
+            errors = [process.communicate(timeout=60)[1] for process in spies]
+            for out, stderr in zip(outputs, errors, strict=True):
+                if out.exists():
+                    profile.samples += tally(out.read_text())
+                else:
+                    profile.error = (
+                        f"py-spy wrote nothing: {stderr.decode(errors='replace')[-200:]}"
+                    )

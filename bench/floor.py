@@ -73,8 +73,9 @@ from inventory_sync.simulator.generation import MEMO_ITEMS
 from inventory_sync.store.database import open_pool
 from inventory_sync.store.embedded import start_embedded, stop_embedded
 from inventory_sync.syncing.credentials import StaticSecrets
-from inventory_sync.syncing.pipeline import run_sync
+from inventory_sync.syncing.pipeline import PAGE_WORK_MODULES, run_sync
 from inventory_sync.syncing.session import MAX_IN_FLIGHT_PER_CLIENT, UpstreamSession
+from inventory_sync.upstream.offloading import SHARED_WORKERS
 
 WORKSPACE = "3f1c2a4e-demo-workspace"
 #: The fewest devices the `beside` walk lists, whatever --devices says (see that scenario).
@@ -250,6 +251,7 @@ def schedule(
 class Client:
     server_url: str
     pool: asyncpg.Pool | None = None
+    database_url: str = ""
     session: UpstreamSession = field(default_factory=UpstreamSession)
 
     async def fresh_database(self) -> None:
@@ -258,7 +260,13 @@ class Client:
         admin = await asyncpg.connect(self.server_url)
         await admin.execute(f"CREATE DATABASE {name}")
         await admin.close()
-        self.pool = await open_pool(self.server_url.replace("/postgres?", f"/{name}?"), max_size=32)
+        await self.use_database(self.server_url.replace("/postgres?", f"/{name}?"))
+
+    async def use_database(self, url: str) -> None:
+        """Run against the database at `url` (one another client made), with a new session."""
+        await self.close()
+        self.database_url = url
+        self.pool = await open_pool(url, max_size=32)
         self.session = UpstreamSession()
 
     async def run(self, spec: Any, sim: Simulator) -> tuple[RunResult, float]:
@@ -497,6 +505,17 @@ async def first_and_last_page(sim: Simulator, n: int) -> list[float]:
     return timings
 
 
+def worker_peaks_mb() -> list[float]:
+    """Each page worker process's peak RSS (they decode and stage every page)."""
+    peaks = []
+    for pid in SHARED_WORKERS.pids():
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+            peaks.append(int(line.split()[1]) / 1024)
+    return peaks
+
+
 def load_note() -> str:
     one, five, _ = os.getloadavg()
     note = f"load {one:.1f}/{five:.1f} on {os.cpu_count()} cores"
@@ -536,12 +555,12 @@ class BesideRuns:
     lag: list[float] = field(default_factory=list)
 
 
-def _walk_devices(server_url: str, sim_url: str, credentials: tuple[str, str]) -> None:
-    """The `beside` scenario's device walk, in a process of its own, on a fresh database."""
+def _walk_devices(database_url: str, sim_url: str, credentials: tuple[str, str]) -> None:
+    """The `beside` scenario's device walk, in a process of its own, into `database_url`."""
 
     async def walk() -> None:
-        client = Client(server_url)
-        await client.fresh_database()
+        client = Client(database_url)
+        await client.use_database(database_url)
         sim = Simulator(sim_url, multiprocessing.current_process(), credentials)
         await client.run(schedule(sim, central=False, subscriptions=False), sim)
 
@@ -552,7 +571,8 @@ async def central_alone_and_beside(
     client: Client, devices_sim: Simulator, central_sim: Simulator, *, repeat: int, delay: float
 ) -> BesideRuns:
     """`repeat` times each: Central alone, beside a device walk in this process (the event
-    loop's lag meanwhile recorded), and beside a device walk in another process."""
+    loop's lag meanwhile recorded), and beside a device walk in another process; beside a
+    walk, Central merges into the walk's database."""
     central_only = schedule(central_sim, devices=False, subscriptions=False)
     runs = BesideRuns()
 
@@ -574,17 +594,27 @@ async def central_alone_and_beside(
             task.cancel()
         await asyncio.gather(walk, monitor, return_exceptions=True)
 
+        # The same walk by another process into the same database, as another replica or a
+        # CLI run would: what the machine and the database, not this process, cost Central.
+        await client.fresh_database()
         context = multiprocessing.get_context("spawn")
+        # Not daemonic: a daemonic process may not start the walk's page worker.
         elsewhere = context.Process(
             target=_walk_devices,
-            args=(client.server_url, devices_sim.url, devices_sim.credentials),
-            daemon=True,
+            args=(client.database_url, devices_sim.url, devices_sim.credentials),
         )
         elsewhere.start()
-        await asyncio.sleep(delay)
-        runs.elsewhere.append(await central())
-        elsewhere.kill()
-        elsewhere.join(10)
+        try:
+            await asyncio.sleep(delay)
+            if not elsewhere.is_alive():
+                raise RuntimeError(
+                    f"the walk in another process ended early ({elsewhere.exitcode})"
+                )
+            result, _ = await client.run(central_only, central_sim)
+            runs.elsewhere.append(result.source("central").seconds)
+        finally:
+            elsewhere.kill()  # its page worker notices its parent is gone and exits
+            elsewhere.join(10)
     return runs
 
 
@@ -724,8 +754,8 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
                 Row(
                     f"Central source next to a {walk_n:,}-device walk (rate limits binding)",
                     f"{beside:.2f} s beside vs {alone:.2f} s alone = {beside / alone:.2f}x; "
-                    f"beside the same walk in another process {elsewhere:.2f} s = "
-                    f"{elsewhere / alone:.2f}x (the machine's share)",
+                    f"beside the same walk in another process (same database) {elsewhere:.2f} s "
+                    f"= {elsewhere / alone:.2f}x (the machine's and the database's share)",
                     "within 10 % of alone",
                     f"medians of {args.repeat}: alone {runs.alone}, beside {runs.beside}, "
                     f"walk elsewhere {runs.elsewhere}; walk's simulator at nice "
@@ -747,13 +777,15 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
                 spec = schedule(sim, central=False)
                 _, fresh_s = await client.run(spec, sim)
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                workers = worker_peaks_mb()
                 again, again_s = await client.run(spec, sim)
                 rows.append(
                     Row(
                         f"unchanged resync of {n:,} devices, zero latency",
                         f"{again_s:.2f} s vs {fresh_s:.1f} s fresh = {again_s / fresh_s:.3f}",
                         "≤ 10 % of a fresh sync",
-                        f"{again.source('devices').mode}; client peak RSS {peak:.0f} MB",
+                        f"{again.source('devices').mode}; client peak RSS {peak:.0f} MB, "
+                        f"its page workers' {', '.join(f'{w:.0f}' for w in workers)} MB",
                         load_note(),
                     )
                 )
@@ -777,15 +809,18 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
                     )
             if "profile" in chosen:
                 await client.fresh_database()
-                with profiled() as profile:
+                # The page worker decodes and stages every page: it is the client's CPU too.
+                SHARED_WORKERS.warm_up(PAGE_WORK_MODULES)
+                await asyncio.to_thread(SHARED_WORKERS.executor().submit(time.sleep, 0).result)
+                with profiled(SHARED_WORKERS.pids()) as profile:
                     await client.run(schedule(sim, central=False), sim)
                 rows.append(
                     Row(
                         f"client CPU of a fresh sync of {n:,} devices, zero latency",
                         profile.summary(),
                         "—",
-                        f"py-spy {RATE} Hz, every thread (shares of samples); buckets by "
-                        "innermost frame (bench/cpu_profile.py)",
+                        f"py-spy {RATE} Hz, every thread of the client and its page worker "
+                        "(shares of samples); buckets by innermost frame (bench/cpu_profile.py)",
                         load_note(),
                     )
                 )

@@ -11,6 +11,7 @@ import itertools
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,9 +23,15 @@ from inventory_sync.errors import (
     UpstreamRequestError,
     UpstreamUnavailable,
 )
-from inventory_sync.upstream import GreenLakeClient, GreenLakeLimits, Page, RateLimiterRegistry
+from inventory_sync.upstream import (
+    GreenLakeClient,
+    GreenLakeLimits,
+    Page,
+    RateLimiterRegistry,
+    offloading,
+)
 from inventory_sync.upstream.greenlake import spread_page_size
-from inventory_sync.upstream.offloading import SHARED_WORKERS
+from inventory_sync.upstream.offloading import PageWorkers
 
 DEVICES = "/devices/v1/devices"
 SUBSCRIPTIONS = "/subscriptions/v1/subscriptions"
@@ -342,16 +349,26 @@ def prepare_always_dying(page: Page) -> Page:
     os._exit(1)
 
 
+@pytest.fixture
+def two_page_workers(monkeypatch: pytest.MonkeyPatch) -> Iterator[PageWorkers]:
+    """Two page workers instead of the one a process has, so two pages could be prepared at
+    once if a walk let them."""
+    workers = PageWorkers(2)
+    monkeypatch.setattr(offloading, "SHARED_WORKERS", workers)
+    yield workers
+    workers.shutdown()
+
+
 async def test_each_page_is_prepared_in_a_worker_process_one_page_of_a_walk_at_a_time(
-    server: Any, make_greenlake: Any
+    server: Any, make_greenlake: Any, two_page_workers: PageWorkers
 ) -> None:
     """Decoding and preparing a page is CPU work: on the event loop, or in a thread holding
     the GIL, it held every other source up. It runs in a worker process, and a walk has one
     page there at a time (so it cannot queue its 8 fetchers' pages ahead of another walk's)."""
     server.devices = server.items(45)
     client = make_greenlake(page_size=10, max_concurrent_pages=3)
-    # Every worker started and idle, so two pages could run at once if a walk let them.
-    executor, loop = SHARED_WORKERS.executor(), asyncio.get_running_loop()
+    # Both workers started and idle, so two pages could run at once if a walk let them.
+    executor, loop = two_page_workers.executor(), asyncio.get_running_loop()
     await asyncio.gather(*(loop.run_in_executor(executor, time.sleep, 0.5) for _ in range(2)))
 
     pages = await walk(client, prepare=functools.partial(prepare_in_worker, hold=0.05))
@@ -363,6 +380,30 @@ async def test_each_page_is_prepared_in_a_worker_process_one_page_of_a_walk_at_a
     assert os.getpid() not in {pid for pid, *_ in work}
     for (_, _, ended, _), (_, started, _, _) in itertools.pairwise(work):
         assert ended <= started  # never two pages of this walk at once
+
+
+class NoProcesses(PageWorkers):
+    """Page workers where no process can start (as inside a daemonic process)."""
+
+    def executor(self) -> Any:
+        raise AssertionError("daemonic processes are not allowed to have children")
+
+
+async def test_where_no_worker_can_start_pages_are_prepared_on_a_thread(
+    server: Any, make_greenlake: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    monkeypatch.setattr(offloading, "SHARED_WORKERS", NoProcesses(1))
+    monkeypatch.setattr(offloading, "_warned", [])
+    server.devices = server.items(25)
+    client = make_greenlake(page_size=10)
+
+    offloading.SHARED_WORKERS.warm_up(["json"])  # what every run does first: no raise either
+    pages = await walk(client, prepare=prepare_in_worker)
+
+    assert sum(p.prepared[-1] for p in pages) == 25  # type: ignore[index]
+    assert {p.prepared[0] for p in pages} == {os.getpid()}  # type: ignore[index]
+    warnings = [r for r in caplog.records if "cannot start here" in r.getMessage()]
+    assert len(warnings) == 1  # once, not per page
 
 
 async def test_a_page_worker_that_dies_is_replaced_and_its_page_asked_for_again(
