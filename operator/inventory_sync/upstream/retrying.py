@@ -178,6 +178,20 @@ async def _as_is(response: httpx.Response) -> httpx.Response:
     return response
 
 
+def _without_stream_cycle(response: httpx.Response) -> httpx.Response:
+    """`response` (its body read and its connection released, as `send` returns it) with the
+    reference cycle httpx makes between a response and its stream broken.
+
+    Through that cycle a response, with its body, outlived us until a full garbage collection,
+    and full collections grow rarer as a process ages: at a million devices 25-33 unreachable
+    1.7 MB page bodies were alive at once and the client's peak RSS rose from 171 to 230 MB.
+    Without it a body is freed as soon as its page is read.
+    """
+    if response.is_closed:
+        response.stream = httpx.ByteStream(b"")
+    return response
+
+
 async def send_and_read(
     send: Callable[[], Awaitable[httpx.Response]],
     *,
@@ -229,7 +243,7 @@ async def _send_then_read(
         status: int | None = None
         error: str | None = None
         try:
-            response = await send()
+            response = _without_stream_cycle(await send())
         except httpx.UnsupportedProtocol as exc:  # a bad URL in the configuration
             report(AttemptRecord(describe, attempt, None, type(exc).__name__))
             raise UpstreamRequestError(f"{describe}: {public_message(exc)}") from exc
