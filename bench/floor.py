@@ -137,9 +137,8 @@ class Simulator:
         return self.url + "/as/token.oauth2"
 
     def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
+        assert self.process.pid is not None
+        return peak_rss_mb(self.process.pid)
 
     def admin(self, path: str, body: Any = None) -> Any:
         with httpx.Client(timeout=600) as client:
@@ -505,14 +504,19 @@ async def first_and_last_page(sim: Simulator, n: int) -> list[float]:
     return timings
 
 
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak RSS so far (VmHWM), in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def worker_peaks_mb() -> list[float]:
     """Each page worker process's peak RSS (they decode and stage every page)."""
     peaks = []
     for pid in SHARED_WORKERS.pids():
-        with contextlib.suppress(OSError):
-            status = Path(f"/proc/{pid}/status").read_text()
-            line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-            peaks.append(int(line.split()[1]) / 1024)
+        with contextlib.suppress(OSError):  # a worker that just exited
+            peaks.append(peak_rss_mb(pid))
     return peaks
 
 

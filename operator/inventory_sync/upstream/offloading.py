@@ -3,11 +3,10 @@
 Decoding and staging a 2,000-item page takes about 30 ms of CPU. On the event loop it held
 every other source's answers and merges; in a thread of the walk's own it still held the GIL:
 orjson keeps it for a whole 1.7 MB body, and a thread the OS preempted while holding it
-stopped the loop for a time slice. Beside a 200,000-device walk the Central source took 1.53x
-its time alone with the walk's work in a thread, 1.38x with it in worker processes (event-loop
-lag p99 64 -> 28 ms), 0.9-1.1x beside the same walk in another process (bench/floor.py
-`beside`). What crosses is the body (bytes) one way and the prepared page (strings and
-hashes) the other.
+stopped the loop for a time slice. Beside a 200,000-device walk (bench/floor.py `beside`,
+5 repeats each, alternating) the event loop's lag fell from p99 79-100 ms (max 151-179 ms)
+with the work in a thread to 22-24 ms (max 34-64 ms) with it in a worker process. What
+crosses is the body (bytes) one way and the prepared page (strings and hashes) the other.
 
 Workers are started with `spawn` (a fork would copy locks other threads hold), which imports
 the parent's main module again as `__mp_main__`: a script that runs syncs must keep its work
