@@ -291,7 +291,8 @@ class SyncScheduleSpec(_Scheduled):
 
 def dependency_graph(sources: list[Source]) -> dict[str, list[str]]:
     """Each source's prerequisites. Without an explicit dependsOn a source waits for every
-    subscriptions source: devices reference subscriptions by foreign key (the seeds' order)."""
+    subscriptions source: a device's links resolve against the stored subscriptions (the
+    seeds' order)."""
     subscriptions = [s.name for s in sources if s.is_subscriptions]
     graph: dict[str, list[str]] = {}
     for source in sources:

@@ -172,6 +172,30 @@ async def test_a_link_removed_upstream_is_removed(pool: asyncpg.Pool) -> None:
     assert [r["subscription_id"] for r in rows] == ["sub-2"]
 
 
+async def test_a_hard_delete_of_a_linked_row_is_refused_and_of_an_unlinked_one_allowed(
+    pool: asyncpg.Pool,
+) -> None:
+    # Migration 0012 replaced the links' foreign keys by statement-level checks on delete.
+    await merge(pool, GLP_SUBSCRIPTIONS, [[subscription(1), subscription(2)]])
+    pages = [[device(1, subs=["sub-1"]), device(2, subs=["sub-unknown"]), device(3)]]
+    await merge(pool, GLP_DEVICES, pages)
+
+    refused = [
+        ("glp_devices", "dev-1"),  # a resolved link names it
+        ("glp_devices", "dev-2"),  # a link kept aside names it
+        ("glp_subscriptions", "sub-1"),
+    ]
+    for table, key in refused:
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match=f"{table} row {key}"):
+            await pool.execute(f"DELETE FROM {table} WHERE id = $1", key)
+    await pool.execute("DELETE FROM glp_devices WHERE id = 'dev-3'")
+    await pool.execute("DELETE FROM glp_subscriptions WHERE id = 'sub-2'")
+
+    counts = await inspection.inventory_counts(pool)
+    assert (counts.glp_devices, counts.links, counts.unresolved_links) == (2, 1, 1)
+    assert await inspection.orphaned_links(pool) == 0
+
+
 async def test_a_vanished_item_is_soft_deleted_and_comes_back_when_it_reappears(
     pool: asyncpg.Pool,
 ) -> None:

@@ -47,12 +47,18 @@ async def inventory_counts(pool: asyncpg.Pool, workspace_id: str | None = None) 
 
 
 async def orphaned_links(pool: asyncpg.Pool) -> int:
-    """Links whose device or subscription row is missing (the FKs should make this 0)."""
+    """Links whose device or subscription row is missing, resolved links and links kept aside
+    (the merge writes links only for rows it has: this must be 0; migration 0012)."""
     value = await pool.fetchval(
-        """SELECT count(*) FROM glp_device_subscriptions l
-           LEFT JOIN glp_devices d ON d.workspace_id = l.workspace_id AND d.id = l.device_id
-           LEFT JOIN glp_subscriptions s ON s.workspace_id = l.workspace_id AND s.id = l.subscription_id
-           WHERE d.id IS NULL OR s.id IS NULL"""
+        """SELECT (SELECT count(*) FROM glp_device_subscriptions l
+                   LEFT JOIN glp_devices d
+                          ON d.workspace_id = l.workspace_id AND d.id = l.device_id
+                   LEFT JOIN glp_subscriptions s
+                          ON s.workspace_id = l.workspace_id AND s.id = l.subscription_id
+                   WHERE d.id IS NULL OR s.id IS NULL)
+                + (SELECT count(*) FROM glp_unresolved_subscription_links u
+                   WHERE NOT EXISTS (SELECT 1 FROM glp_devices d
+                                     WHERE d.workspace_id = u.workspace_id AND d.id = u.device_id))"""
     )
     return int(value)
 

@@ -94,8 +94,10 @@ FROM settings"""
 
 # The links of the rows written above, and only those: an unchanged device's links are what
 # its unchanged document says, already stored. Resolved and unresolved links are kept in step
-# by subscription: known ones in glp_device_subscriptions (FKs on both sides), the others
-# aside until their subscription is synced (then `RESOLVE_PENDING_LINKS` moves them).
+# by subscription: known ones in glp_device_subscriptions, the others aside until their
+# subscription is synced (then `RESOLVE_PENDING_LINKS` moves them). These CTEs are why the
+# link tables need no foreign keys (migration 0012): they link only rows written here and
+# subscriptions found here.
 _LINK_CTES = """links AS MATERIALIZED (
     SELECT l.device_id, l.subscription_id, l.resource_uri, s.id IS NOT NULL AS known
     FROM (SELECT e->>0 AS device_id, e->>1 AS subscription_id, e->>2 AS resource_uri
@@ -105,8 +107,9 @@ relinked AS MATERIALIZED (
     SELECT l.* FROM links l JOIN written w ON w.id = l.device_id),
 written_ids AS MATERIALIZED (
     -- As an array: the deletes below probe by primary key (see `stored`). Only rewritten rows:
-    -- a row inserted just now has no links stored (both link tables reference glp_devices),
-    -- and probing for them cost a fresh page ~5 % of its statement.
+    -- a row inserted just now has no links stored (links are written only with their device,
+    -- and a linked device cannot be deleted: migration 0012), and probing for them cost a
+    -- fresh page ~5 % of its statement.
     SELECT coalesce(array_agg(id) FILTER (WHERE NOT inserted), '{}') AS ids FROM written),
 links_removed AS (
     DELETE FROM glp_device_subscriptions x
