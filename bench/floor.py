@@ -253,12 +253,23 @@ class Client:
     database_url: str = ""
     session: UpstreamSession = field(default_factory=UpstreamSession)
 
+    #: The database fresh_database made last, dropped by the next call.
+    made: str = ""
+
     async def fresh_database(self) -> None:
+        """An empty database for the next measurement. The one made before is dropped first:
+        its autovacuum and checkpoint writes (a million rows each) would otherwise run during
+        the next measurement, and a full bench would keep gigabytes of them on disk."""
         await self.close()
         name = f"bench_{uuid.uuid4().hex[:8]}"
         admin = await asyncpg.connect(self.server_url)
-        await admin.execute(f"CREATE DATABASE {name}")
-        await admin.close()
+        try:
+            if self.made:  # WITH (FORCE): a killed walk process may not have said goodbye
+                await admin.execute(f"DROP DATABASE IF EXISTS {self.made} WITH (FORCE)")
+            await admin.execute(f"CREATE DATABASE {name}")
+        finally:
+            await admin.close()
+        self.made = name
         await self.use_database(self.server_url.replace("/postgres?", f"/{name}?"))
 
     async def use_database(self, url: str) -> None:

@@ -20,6 +20,7 @@ Item generation is timed separately and left out of the merge figures.
 
     .venv/bin/python bench/merge.py [--quick] [--repeat 3] [--sizes 100000,1000000]
         [--no-pool] [--no-change-log | --only-change-log] [--summary FILE]
+        [--shared-buffers 1GB]
 
 The report is printed and appended to bench/results/merge.md; `--summary` also writes the
 headline figures as JSON (bench/floor.py turns them into rows of issue 13's table).
@@ -78,14 +79,20 @@ class Database:
 
     def __init__(self, server_url: str) -> None:
         self.server_url = server_url
+        self.made = ""  # the database fresh_pool made last, dropped by the next call
 
     async def fresh_pool(self, *, max_size: int = 10) -> asyncpg.Pool:
+        """A pool on an empty database. The one made before (its pool closed by now) is
+        dropped first, so its autovacuum does not run during the next measurement."""
         name = f"bench_{uuid.uuid4().hex[:8]}"
         admin = await asyncpg.connect(self.server_url)
         try:
+            if self.made:
+                await admin.execute(f"DROP DATABASE IF EXISTS {self.made} WITH (FORCE)")
             await admin.execute(f"CREATE DATABASE {name}")
         finally:
             await admin.close()
+        self.made = name
         return await open_pool(
             self.server_url.replace("/postgres?", f"/{name}?"), max_size=max_size
         )
@@ -400,16 +407,36 @@ def record(text: str, command: str) -> None:
         out.write(f"\n## {stamp}, `{command}`\n\n{text}\n")
 
 
+async def start_server(data: Path, shared_buffers: str | None) -> str:
+    """The embedded server's DSN; with `shared_buffers`, restarted with that setting (the
+    server's default, 128 MB, holds less than a million devices' indexes)."""
+    url = start_embedded(data)
+    if shared_buffers:
+        admin = await asyncpg.connect(url)
+        try:
+            await admin.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+        finally:
+            await admin.close()
+        stop_embedded(data)
+        url = start_embedded(data)
+    return url
+
+
 async def main(
-    sizes: list[int], repeat: int, *, pools: bool, change_log: str
+    sizes: list[int], repeat: int, *, pools: bool, change_log: str, shared_buffers: str | None
 ) -> tuple[Figures, str]:
     """Every case, `repeat` times; the figures and their report."""
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     figures = Figures()
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory) / "pg"
-        db = Database(start_embedded(data))
+        db = Database(await start_server(data, shared_buffers))
         try:
+            admin = await asyncpg.connect(db.server_url)
+            try:
+                buffers = await admin.fetchval("SHOW shared_buffers")
+            finally:
+                await admin.close()
             for attempt in range(repeat):
                 for n in sizes:
                     if change_log != "only":
@@ -422,7 +449,8 @@ async def main(
         finally:
             stop_embedded(data)  # also when a run fails: no server outlives the benchmark
     load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    return figures, report(figures, sizes, repeat=repeat, load=(load_before, load_after))
+    text = report(figures, sizes, repeat=repeat, load=(load_before, load_after))
+    return figures, f"PostgreSQL shared_buffers: {buffers}\n\n{text}"
 
 
 if __name__ == "__main__":
@@ -437,6 +465,9 @@ if __name__ == "__main__":
     logs.add_argument("--no-change-log", action="store_true", help="skip the change-log case")
     logs.add_argument("--only-change-log", action="store_true", help="run only that case")
     parser.add_argument("--summary", type=Path, help="also write the headline figures as JSON")
+    parser.add_argument(
+        "--shared-buffers", help="run PostgreSQL with this shared_buffers (e.g. 1GB)"
+    )
     arguments = parser.parse_args()
     which = "skip" if arguments.no_change_log else "only" if arguments.only_change_log else "both"
     if arguments.quick:
@@ -444,7 +475,13 @@ if __name__ == "__main__":
     else:
         chosen, repeat = [int(s) for s in arguments.sizes.split(",") if s], arguments.repeat
     measured, text = asyncio.run(
-        main(chosen, repeat, pools=not arguments.no_pool, change_log=which)
+        main(
+            chosen,
+            repeat,
+            pools=not arguments.no_pool,
+            change_log=which,
+            shared_buffers=arguments.shared_buffers,
+        )
     )
     print(text)
     record(text, " ".join(["bench/merge.py", *sys.argv[1:]]))
