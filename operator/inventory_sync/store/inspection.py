@@ -47,8 +47,8 @@ async def inventory_counts(pool: asyncpg.Pool, workspace_id: str | None = None) 
 
 
 async def orphaned_links(pool: asyncpg.Pool) -> int:
-    """Links whose device or subscription row is missing, resolved links and links kept aside
-    (the merge writes links only for rows it has: this must be 0; migration 0012)."""
+    """Links naming a device or subscription that is not stored, in both link tables. The
+    merge writes links only with their rows (migration 0012): this must be 0."""
     value = await pool.fetchval(
         """SELECT (SELECT count(*) FROM glp_device_subscriptions l
                    LEFT JOIN glp_devices d
