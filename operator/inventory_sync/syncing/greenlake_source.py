@@ -111,16 +111,9 @@ async def _full(sync: _Sync, plan: WalkPlan) -> None:
     async def confirm(missing: Sequence[str]) -> list[dict[str, Any]]:
         return await _confirm_absent(sync, missing, watch=watch, walk_total=max(totals, default=0))
 
-    async def counted(pages: AsyncGenerator[Page, None]) -> AsyncGenerator[Page, None]:
-        async with aclosing(pages) as walk:
-            async for page in walk:
-                if page.total is not None:
-                    totals.append(page.total)
-                yield page
-
-    pages = _watched(sync.client.pages(sync.resource, prepare=_staging(sync)), watch)
+    pages = _watched(sync.client.pages(sync.resource, prepare=_staging(sync)), watch, totals)
     try:
-        await _stream(sync, counted(pages), judge_deletions=True, confirm=confirm)
+        await _stream(sync, pages, judge_deletions=True, confirm=confirm)
     finally:
         if earlier is not None:
             add_counts(outcome, earlier)
@@ -141,12 +134,15 @@ def _staging(sync: _Sync) -> Prepare:
 
 
 async def _watched(
-    pages: AsyncGenerator[Page, None], watch: HighWater
+    pages: AsyncGenerator[Page, None], watch: HighWater, totals: list[int] | None = None
 ) -> AsyncGenerator[Page, None]:
-    """`pages`, each seen by `watch` as the walk yields it."""
+    """`pages`, each seen by `watch` as the walk yields it; each `total` a page states is
+    appended to `totals`."""
     async with aclosing(pages) as walk:
         async for page in walk:
             watch.observe(page)
+            if totals is not None and page.total is not None:
+                totals.append(page.total)
             yield page
 
 
