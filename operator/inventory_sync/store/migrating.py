@@ -32,8 +32,9 @@ def available_migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-async def migrate(connection: asyncpg.Connection) -> list[int]:
-    """Apply pending migrations, each in its own transaction; return the versions applied."""
+async def migrate(connection: asyncpg.Connection, *, up_to: int | None = None) -> list[int]:
+    """Apply pending migrations (those up to version `up_to`, when given: an upgrade test's
+    older schema), each in its own transaction; return the versions applied."""
     await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
         await connection.execute(
@@ -48,7 +49,7 @@ async def migrate(connection: asyncpg.Connection) -> list[int]:
         }
         done = []
         for migration in available_migrations():
-            if migration.version in applied:
+            if migration.version in applied or (up_to is not None and migration.version > up_to):
                 continue
             async with connection.transaction():
                 await connection.execute(migration.sql)
