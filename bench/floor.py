@@ -49,7 +49,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +57,7 @@ from typing import Any
 import asyncpg
 import httpx
 from cpu_profile import RATE, profiled
-from merge import per_row_text
+from merge import per_row_text, replace_database
 
 from inventory_sync.models import parse_sync_schedule_spec
 from inventory_sync.results import RunResult
@@ -257,20 +256,10 @@ class Client:
     made: str = ""
 
     async def fresh_database(self) -> None:
-        """An empty database for the next measurement. The one made before is dropped first:
-        its autovacuum and checkpoint writes (a million rows each) would otherwise run during
-        the next measurement, and a full bench would keep gigabytes of them on disk."""
+        """An empty database for the next measurement; the one made before is dropped."""
         await self.close()
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(self.server_url)
-        try:
-            if self.made:  # WITH (FORCE): a killed walk process may not have said goodbye
-                await admin.execute(f"DROP DATABASE IF EXISTS {self.made} WITH (FORCE)")
-            await admin.execute(f"CREATE DATABASE {name}")
-        finally:
-            await admin.close()
-        self.made = name
-        await self.use_database(self.server_url.replace("/postgres?", f"/{name}?"))
+        self.made = await replace_database(self.server_url, self.made)
+        await self.use_database(self.made)
 
     async def use_database(self, url: str) -> None:
         """Run against the database at `url` (one another client made), with a new session."""

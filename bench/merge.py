@@ -74,6 +74,23 @@ class Figures:
     change_log_resync_rows: dict[int, list[int]] = field(default_factory=dict)
 
 
+async def replace_database(server_url: str, previous: str) -> str:
+    """The URL of a new empty database on the server at `server_url`. `previous` (a URL this
+    returned before, or "") is dropped first: its autovacuum and checkpoint writes (up to
+    millions of rows) would otherwise run during the next measurement, and a full bench would
+    keep gigabytes of them on disk. WITH (FORCE): a killed walk process may still hold it."""
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        if previous:
+            old = previous.partition("?")[0].rpartition("/")[2]  # the query names a socket dir
+            await admin.execute(f"DROP DATABASE IF EXISTS {old} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    return server_url.replace("/postgres?", f"/{name}?")
+
+
 class Database:
     """Fresh databases on one embedded server."""
 
@@ -82,20 +99,10 @@ class Database:
         self.made = ""  # the database fresh_pool made last, dropped by the next call
 
     async def fresh_pool(self, *, max_size: int = 10) -> asyncpg.Pool:
-        """A pool on an empty database. The one made before (its pool closed by now) is
-        dropped first, so its autovacuum does not run during the next measurement."""
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(self.server_url)
-        try:
-            if self.made:
-                await admin.execute(f"DROP DATABASE IF EXISTS {self.made} WITH (FORCE)")
-            await admin.execute(f"CREATE DATABASE {name}")
-        finally:
-            await admin.close()
-        self.made = name
-        return await open_pool(
-            self.server_url.replace("/postgres?", f"/{name}?"), max_size=max_size
-        )
+        """A pool on an empty database; the one made before (its pool closed by now) is
+        dropped first."""
+        self.made = await replace_database(self.server_url, self.made)
+        return await open_pool(self.made, max_size=max_size)
 
 
 async def timed_pages(pages: Iterator[Page], spent: list[float]) -> AsyncGenerator[Page, None]:
