@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from inventory_sync.store.merging import ScopeMerge
-from inventory_sync.store.migrating import available_migrations
+from inventory_sync.store.migrating import migrate
 from inventory_sync.store.tables import CENTRAL_DEVICES
 
 pytestmark = pytest.mark.integration
@@ -18,18 +18,12 @@ WS = "ws-central"
 T0 = datetime(2026, 1, 13, tzinfo=UTC)
 
 
-async def migrate_up_to(connection: asyncpg.Connection, version: int) -> None:
-    for migration in available_migrations():
-        if migration.version <= version:
-            await connection.execute(migration.sql)
-
-
 async def test_migration_0008_rekeys_central_rows_by_serial_keeping_history(
     database_url: str,
 ) -> None:
     connection = await asyncpg.connect(database_url)
     try:
-        await migrate_up_to(connection, 7)
+        await migrate(connection, up_to=7)
         insert = """INSERT INTO central_devices
                         (workspace_id, id, serial_number, data, first_seen, changed_at, deleted_at)
                     VALUES ($1, $2, $3, '{}', $4, $4, $5)"""
@@ -41,8 +35,7 @@ async def test_migration_0008_rekeys_central_rows_by_serial_keeping_history(
         await connection.execute(insert, WS, "SN-C", "SN-C", first, None)  # already keyed
         await connection.execute(insert, WS, "uuid-d", None, first, None)  # no serial: kept
         await connection.execute(insert, "other-ws", "uuid-a2", "SN-A", first, None)
-        (eight,) = [m for m in available_migrations() if m.version == 8]
-        await connection.execute(eight.sql)
+        assert await migrate(connection, up_to=8) == [8]
         rows = await connection.fetch(
             "SELECT workspace_id, id, serial_number, first_seen, deleted_at IS NULL AS live"
             " FROM central_devices ORDER BY workspace_id, id"
