@@ -911,7 +911,7 @@ async def bench(args: argparse.Namespace, client: Client) -> list[Row]:
             first, first_s = await client.run(spec, sim)
             # A new process: a new, empty limiter, which takes in the first's window from the
             # database before its first request (syncing/shared_budgets.py).
-            client.session = UpstreamSession()
+            client.session = TimedSession()
             second, second_s = await client.run(spec, sim)
             rows.append(
                 Row(
