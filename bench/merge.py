@@ -74,18 +74,19 @@ class Figures:
     change_log_resync_rows: dict[int, list[int]] = field(default_factory=dict)
 
 
-async def replace_database(server_url: str, previous: str) -> str:
+async def replace_database(server_url: str, previous: str, *, options: str = "") -> str:
     """The URL of a new empty database on the server at `server_url`. `previous` (a URL this
     returned before, or "") is dropped first: its autovacuum and checkpoint writes (up to
     millions of rows) would otherwise run during the next measurement, and a full bench would
-    keep gigabytes of them on disk. WITH (FORCE): a killed walk process may still hold it."""
+    keep gigabytes of them on disk. WITH (FORCE): a killed walk process may still hold it.
+    `options` follow CREATE DATABASE (see --database-options)."""
     name = f"bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(server_url)
     try:
         if previous:
             old = previous.partition("?")[0].rpartition("/")[2]  # the query names a socket dir
             await admin.execute(f"DROP DATABASE IF EXISTS {old} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {name}")
+        await admin.execute(f"CREATE DATABASE {name} {options}")
     finally:
         await admin.close()
     return server_url.replace("/postgres?", f"/{name}?")
@@ -94,14 +95,15 @@ async def replace_database(server_url: str, previous: str) -> str:
 class Database:
     """Fresh databases on one embedded server."""
 
-    def __init__(self, server_url: str) -> None:
+    def __init__(self, server_url: str, *, options: str = "") -> None:
         self.server_url = server_url
+        self.options = options  # CREATE DATABASE options, e.g. its collation
         self.made = ""  # the database fresh_pool made last, dropped by the next call
 
     async def fresh_pool(self, *, max_size: int = 10) -> asyncpg.Pool:
         """A pool on an empty database; the one made before (its pool closed by now) is
         dropped first."""
-        self.made = await replace_database(self.server_url, self.made)
+        self.made = await replace_database(self.server_url, self.made, options=self.options)
         return await open_pool(self.made, max_size=max_size)
 
 
@@ -430,14 +432,20 @@ async def start_server(data: Path, shared_buffers: str | None) -> str:
 
 
 async def main(
-    sizes: list[int], repeat: int, *, pools: bool, change_log: str, shared_buffers: str | None
+    sizes: list[int],
+    repeat: int,
+    *,
+    pools: bool,
+    change_log: str,
+    shared_buffers: str | None,
+    database_options: str = "",
 ) -> tuple[Figures, str]:
     """Every case, `repeat` times; the figures and their report."""
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     figures = Figures()
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory) / "pg"
-        db = Database(await start_server(data, shared_buffers))
+        db = Database(await start_server(data, shared_buffers), options=database_options)
         try:
             admin = await asyncpg.connect(db.server_url)
             try:
@@ -457,7 +465,8 @@ async def main(
             stop_embedded(data)  # also when a run fails: no server outlives the benchmark
     load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
     text = report(figures, sizes, repeat=repeat, load=(load_before, load_after))
-    return figures, f"PostgreSQL shared_buffers: {buffers}\n\n{text}"
+    created = f"; databases created with {database_options}" if database_options else ""
+    return figures, f"PostgreSQL shared_buffers: {buffers}{created}\n\n{text}"
 
 
 if __name__ == "__main__":
@@ -475,6 +484,13 @@ if __name__ == "__main__":
     parser.add_argument(
         "--shared-buffers", help="run PostgreSQL with this shared_buffers (e.g. 1GB)"
     )
+    parser.add_argument(
+        "--database-options",
+        default="",
+        help="appended to each CREATE DATABASE, e.g. \"LOCALE 'en_US.utf8' TEMPLATE template0\" "
+        "(the OS must have the locale) or \"LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8' "
+        'TEMPLATE template0"',
+    )
     arguments = parser.parse_args()
     which = "skip" if arguments.no_change_log else "only" if arguments.only_change_log else "both"
     if arguments.quick:
@@ -488,6 +504,7 @@ if __name__ == "__main__":
             pools=not arguments.no_pool,
             change_log=which,
             shared_buffers=arguments.shared_buffers,
+            database_options=arguments.database_options,
         )
     )
     print(text)
