@@ -8,7 +8,7 @@ embedded PostgreSQL, one scenario after the other, each on a fresh database:
               latency model, the rate limits and 8 requests in flight per API client (the
               device and Central walks share them): the best of a few ways to page
               (offset_walk_plans), and the floor the issue gave (2,000-item pages, each walk
-              with 8 slots of its own);
+              with 8 slots of its own); and when its last answer arrived (the rest is merging);
 - binding:    N devices + S subscriptions under the documented rate limits (160/min, 60/min),
               vs the floor; 429s counted;
 - resync:     the same schedule again, unchanged: incremental (seconds, and vs the full run);
