@@ -69,6 +69,7 @@ typecheck: $(STAMP)
 	MYPYPATH=tools/controlplane $(BIN)/mypy --strict tools/controlplane/localcluster.py
 	MYPYPATH=tools/node $(BIN)/mypy --strict tools/node/*.py
 	$(BIN)/mypy --strict tools/generate_manifests.py
+	MYPYPATH=bench:tools/controlplane $(BIN)/mypy --strict bench/*.py
 
 format: $(STAMP)
 	$(BIN)/ruff format operator tests tools bench
